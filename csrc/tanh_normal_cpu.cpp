@@ -1,0 +1,107 @@
+// CPU kernels of fastsac::tanh_normal and its fused backward: one pass over the data each way.
+// Rows are split across threads with at::parallel_for only for large batches: below the grain a
+// thread hand-off costs more than the whole op (SAC batches are 128-256 rows).
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include "checks.h"
+#include "tanh_normal_math.h"
+
+namespace fastsac {
+namespace {
+
+constexpr int64_t kRowGrain = 4096;
+
+template <typename T>
+void forward_rows(const T* m, const T* s, const T* e, T* action, T* log_prob, int64_t rows,
+                  int64_t dim, T lo, T half_range) {
+  at::parallel_for(0, rows, kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t base = r * dim;
+      T acc = T(0);
+      for (int64_t j = 0; j < dim; ++j) {
+        const int64_t i = base + j;
+        acc += tanh_normal_forward_elem<T>(m[i], s[i], e[i], lo, half_range, &action[i]);
+      }
+      log_prob[r] = acc;
+    }
+  });
+}
+
+template <typename T>
+void backward_elems(const T* g_a, const T* g_lp, const T* m, const T* s, const T* e, T* g_m,
+                    T* g_s, int64_t rows, int64_t dim, T lo, T half_range) {
+  at::parallel_for(0, rows, kRowGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const T g_row = g_lp[r];
+      for (int64_t j = 0; j < dim; ++j) {
+        const int64_t i = r * dim + j;
+        tanh_normal_backward_elem<T>(m[i], s[i], e[i], lo, half_range, g_a[i], g_row, &g_m[i],
+                                     &g_s[i]);
+      }
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> tanh_normal_cpu(const at::Tensor& mean_raw,
+                                                   const at::Tensor& log_std_raw,
+                                                   const at::Tensor& eps, double log_std_min,
+                                                   double log_std_max) {
+  check_tanh_normal_inputs(mean_raw, log_std_raw, eps);
+  const auto m = mean_raw.contiguous();
+  const auto s = log_std_raw.contiguous();
+  const auto e = eps.contiguous();
+  auto action = at::empty_like(m, at::MemoryFormat::Contiguous);
+  auto log_prob = at::empty(log_prob_shape(m), m.options());
+  const int64_t dim = m.size(-1);
+  const int64_t rows = dim == 0 ? 0 : m.numel() / dim;
+  if (dim == 0) {
+    log_prob.zero_();
+    return {action, log_prob};
+  }
+  AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "tanh_normal_cpu", [&] {
+    forward_rows<scalar_t>(m.const_data_ptr<scalar_t>(), s.const_data_ptr<scalar_t>(),
+                           e.const_data_ptr<scalar_t>(), action.mutable_data_ptr<scalar_t>(),
+                           log_prob.mutable_data_ptr<scalar_t>(), rows, dim,
+                           static_cast<scalar_t>(log_std_min),
+                           static_cast<scalar_t>(0.5 * (log_std_max - log_std_min)));
+  });
+  return {action, log_prob};
+}
+
+std::tuple<at::Tensor, at::Tensor> tanh_normal_backward_cpu(
+    const at::Tensor& grad_action, const at::Tensor& grad_log_prob, const at::Tensor& mean_raw,
+    const at::Tensor& log_std_raw, const at::Tensor& eps, double log_std_min, double log_std_max) {
+  check_tanh_normal_inputs(mean_raw, log_std_raw, eps);
+  TORCH_CHECK(grad_action.sizes() == mean_raw.sizes(), "tanh_normal_backward: grad_action shape");
+  TORCH_CHECK(grad_log_prob.numel() * mean_raw.size(-1) == mean_raw.numel(),
+              "tanh_normal_backward: grad_log_prob must have one value per row");
+  const auto m = mean_raw.contiguous();
+  const auto s = log_std_raw.contiguous();
+  const auto e = eps.contiguous();
+  const auto ga = grad_action.to(m.scalar_type()).contiguous();
+  const auto glp = grad_log_prob.to(m.scalar_type()).contiguous();
+  auto g_m = at::empty_like(m, at::MemoryFormat::Contiguous);
+  auto g_s = at::empty_like(m, at::MemoryFormat::Contiguous);
+  const int64_t dim = m.size(-1);
+  if (dim == 0) return {g_m, g_s};
+  const int64_t rows = m.numel() / dim;
+  AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "tanh_normal_backward_cpu", [&] {
+    backward_elems<scalar_t>(ga.const_data_ptr<scalar_t>(), glp.const_data_ptr<scalar_t>(),
+                             m.const_data_ptr<scalar_t>(), s.const_data_ptr<scalar_t>(),
+                             e.const_data_ptr<scalar_t>(), g_m.mutable_data_ptr<scalar_t>(),
+                             g_s.mutable_data_ptr<scalar_t>(), rows, dim,
+                             static_cast<scalar_t>(log_std_min),
+                             static_cast<scalar_t>(0.5 * (log_std_max - log_std_min)));
+  });
+  return {g_m, g_s};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastsac, CPU, m) {
+  m.impl("tanh_normal", &tanh_normal_cpu);
+  m.impl("tanh_normal_backward", &tanh_normal_backward_cpu);
+}
+
+}  // namespace fastsac

@@ -1,0 +1,205 @@
+"""FastSAC: the drop-in agent. Same API, arguments and semantics as the notebook's ``SACAgent``
+(and ``fastsac.reference.SACAgent``); what differs is how fast each step runs:
+
+- the replay buffer is the Numba one (O(batch) sampling straight into reusable, on CUDA pinned,
+  arrays that torch reads without a copy);
+- ``update_model`` is ``fastsac.update.sac_update``: one ``torch.compile``d graph (or, with
+  ``compile=False``, the same function run eagerly), using the fused ``fastsac::tanh_normal`` and
+  ``fastsac::polyak_`` ops;
+- on CUDA the compiled update is captured once in a CUDA graph and replayed (one launch per
+  update instead of ~100);
+- ``select_action`` for one state runs the actor directly, under inference mode, no
+  ``Distribution`` objects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import optim
+
+from fastsac.base import LEARNING_RATE, AgentBase
+from fastsac.buffer import ReplayBuffer
+from fastsac.ops import tanh_normal
+from fastsac.update import UpdateConfig, make_update
+
+
+class FastSAC(AgentBase):
+    """Soft Actor-Critic with fused ops, a Numba buffer and a compiled update.
+
+    Takes the arguments of :class:`fastsac.base.AgentBase` (the notebook's ``SACAgent``
+    arguments plus ``device``, ``dtype``, ``seed``), and:
+
+    Args:
+        compile: ``True`` (default) compiles the update as one graph with ``torch.compile``;
+            ``False`` runs the same update function eagerly (no compile time).
+        cuda_graph: on CUDA, replay the compiled update as a CUDA graph (default ``True``).
+
+    Example:
+        >>> env = fastsac.make_env("Pendulum-v1")
+        >>> agent = FastSAC(env, memory_size=100_000, batch_size=128)
+        >>> agent.train(50_000)
+    """
+
+    def __init__(self, *args, compile: bool = True, cuda_graph: bool = True, **kwargs):
+        self.compile = bool(compile)
+        super().__init__(*args, **kwargs)
+        self.use_cuda_graph = bool(cuda_graph) and self.compile and self.device.type == "cuda"
+        self._cfg = UpdateConfig(
+            obs_dim=self.obs_dim, gamma=self.gamma, tau=self.tau,
+            target_entropy=self.target_entropy, log_std_min=self.actor.log_std_min,
+            log_std_max=self.actor.log_std_max, lr=LEARNING_RATE)
+        self._update_fn = make_update(self._cfg, self.compile)
+        self._groups: tuple | None = None
+        self._graphs: dict[bool, Any] = {}
+        self._static: dict[str, torch.Tensor] = {}
+        self._copy_done: torch.cuda.Event | None = None
+
+    # ---- buffer and optimizers ----------------------------------------------------------------
+    def _make_memory(self, obs_dim, size, batch_size, act_dim, seed):
+        # Sampled batches land in these tensors (pinned on CUDA, for async copies); the buffer
+        # writes into their numpy views, so torch reads each batch without a copy.
+        pin = self.device.type == "cuda"
+        shapes = {"obs": (batch_size, obs_dim), "next_obs": (batch_size, obs_dim),
+                  "acts": (batch_size, act_dim), "rews": (batch_size, 1),
+                  "done": (batch_size, 1)}
+        self._host_batch = {k: torch.zeros(s, dtype=torch.float32, pin_memory=pin)
+                            for k, s in shapes.items()}
+        out = {k: t.numpy() for k, t in self._host_batch.items()}
+        return ReplayBuffer(obs_dim, size, batch_size, act_dim, seed=seed, out=out)
+
+    def _make_optimizer(self, params) -> optim.Optimizer:
+        # capturable on CUDA: step counts live on the device, as a CUDA graph needs. The state is
+        # created now (torch creates it at the first step) so the compiled update can own it.
+        capturable = self.device.type == "cuda"
+        opt = optim.Adam(params, lr=LEARNING_RATE, capturable=capturable)
+        for group in opt.param_groups:
+            for p in group["params"]:
+                opt.state[p] = {
+                    "step": torch.zeros((), dtype=torch.float32,
+                                        device=p.device if capturable else "cpu"),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }
+        return opt
+
+    def _adam_group(self, opt: optim.Optimizer) -> tuple:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        state = [opt.state[p] for p in params]
+        return (params, [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state],
+                [s["step"] for s in state])
+
+    def _bound_groups(self) -> tuple:
+        """The tensors the update works on, gathered once (and again after ``load``)."""
+        if self._groups is None:
+            self._groups = (
+                self._adam_group(self.actor_optimizer), self._adam_group(self.qf_1_optimizer),
+                self._adam_group(self.qf_2_optimizer), self._adam_group(self.vf_optimizer),
+                self._adam_group(self.alpha_optimizer), list(self.vf_target.parameters()))
+        return self._groups
+
+    def _after_load(self) -> None:
+        self._groups = None
+        self._graphs.clear()
+
+    # ---- acting ---------------------------------------------------------------------------------
+    def _policy_action(self, state: np.ndarray) -> np.ndarray:
+        actor = self.actor
+        with torch.inference_mode():
+            x = torch.as_tensor(np.asarray(state, dtype=np.float32)).to(self.device, self.dtype)
+            mean_raw, log_std_raw = actor.heads(x)
+            eps = torch.randn(mean_raw.shape, dtype=self.dtype, device=self.device)
+            action, _ = tanh_normal(mean_raw, log_std_raw, eps, actor.log_std_min,
+                                    actor.log_std_max)
+            return action.to("cpu", torch.float32).numpy()
+
+    # ---- updating -------------------------------------------------------------------------------
+    def _batch_tensors(self, batch: dict[str, Any] | None) -> list[torch.Tensor]:
+        """obs, next_obs, acts, rews, done on the agent's device and dtype."""
+        if batch is None:
+            self.memory.sample_batch()  # writes into self._host_batch
+            host = self._host_batch
+            keys = ("obs", "next_obs", "acts", "rews", "done")
+            return [host[k].to(self.device, self.dtype, non_blocking=True) for k in keys]
+        shapes = (("obs", self.obs_dim), ("next_obs", self.obs_dim), ("acts", self.action_dim),
+                  ("rews", 1), ("done", 1))
+        return [torch.as_tensor(np.asarray(batch[k]), dtype=self.dtype,
+                                device=self.device).reshape(-1, width) for k, width in shapes]
+
+    def update_model(self, batch: dict[str, Any] | None = None,
+                     noise: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """One SAC update. ``batch`` (shaped like ``sample_batch()``) and ``noise`` (the actor's
+        standard-normal eps, ``[batch, action_dim]``) override the buffer and the RNG, for
+        agreement checks. Returns ``(actor_loss, qf_loss, vf_loss, alpha_loss)``."""
+        policy_step = self.total_step % self.policy_update_freq == 0
+        if self.use_cuda_graph and batch is None and noise is None:
+            losses = self._replay_graph(policy_step)
+        else:
+            tensors = self._batch_tensors(batch)
+            if noise is None:
+                noise = torch.randn((tensors[0].shape[0], self.action_dim), dtype=self.dtype,
+                                    device=self.device)
+            else:
+                noise = noise.to(device=self.device, dtype=self.dtype)
+            with torch.no_grad():
+                losses = self._update_fn(policy_step, *self._bound_groups(), *tensors, noise)
+        actor_loss = losses[0] if policy_step else torch.zeros(1)
+        return actor_loss, losses[1], losses[2], losses[3]
+
+    # ---- CUDA graphs ----------------------------------------------------------------------------
+    def _state_tensors(self) -> list[torch.Tensor]:
+        groups = self._bound_groups()
+        tensors = [t for g in groups[:5] for lst in g for t in lst]
+        return tensors + list(groups[5])
+
+    def _capture(self, policy_step: bool):
+        """Compile (warm-up) and capture the update for one ``policy_step`` value. The warm-up
+        runs really update; the agent's state is restored afterwards, so capturing changes
+        nothing."""
+        b = self.batch_size
+        if not self._static:
+            self._static = {
+                "obs": torch.zeros((b, self.obs_dim), device=self.device, dtype=self.dtype),
+                "next_obs": torch.zeros((b, self.obs_dim), device=self.device, dtype=self.dtype),
+                "acts": torch.zeros((b, self.action_dim), device=self.device, dtype=self.dtype),
+                "rews": torch.zeros((b, 1), device=self.device, dtype=self.dtype),
+                "done": torch.zeros((b, 1), device=self.device, dtype=self.dtype),
+                "noise": torch.zeros((b, self.action_dim), device=self.device, dtype=self.dtype),
+            }
+        s = self._static
+        args = (*self._bound_groups(), s["obs"], s["next_obs"], s["acts"], s["rews"], s["done"],
+                s["noise"])
+        saved = [t.detach().clone() for t in self._state_tensors()]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.no_grad():
+            for _ in range(3):
+                s["noise"].normal_()
+                self._update_fn(policy_step, *args)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.no_grad():
+            s["noise"].normal_()  # fresh noise at every replay (graph-safe RNG)
+            out = self._update_fn(policy_step, *args)
+        with torch.no_grad():
+            for t, v in zip(self._state_tensors(), saved, strict=True):
+                t.copy_(v)
+        torch.cuda.synchronize()
+        return graph, out
+
+    def _replay_graph(self, policy_step: bool) -> torch.Tensor:
+        if policy_step not in self._graphs:
+            self._graphs[policy_step] = self._capture(policy_step)
+        graph, out = self._graphs[policy_step]
+        if self._copy_done is not None:
+            self._copy_done.synchronize()  # the pinned batch is free to overwrite
+        self.memory.sample_batch()
+        for key in ("obs", "next_obs", "acts", "rews", "done"):
+            self._static[key].copy_(self._host_batch[key], non_blocking=True)
+        if self._copy_done is None:
+            self._copy_done = torch.cuda.Event()
+        self._copy_done.record()
+        graph.replay()
+        return out.clone()  # the graph overwrites `out` at the next replay

@@ -1,0 +1,175 @@
+"""Agent checkpoints: one ``torch.save`` file, written atomically, loaded all-or-nothing.
+
+A load first checks the whole file against the agent (format tag, dimensions, every tensor's
+shape), then applies it; should applying still fail, the agent's previous state is restored, so
+a bad file never leaves a half-loaded agent. Tensors are copied into the agent's existing
+tensors (not swapped for new ones), which keeps FastSAC's compiled update and CUDA graph valid.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from typing import Any
+
+import torch
+
+FORMAT = "fastsac-checkpoint"
+VERSION = 1
+MODULES = ("actor", "vf", "vf_target", "qf_1", "qf_2")
+OPTIMIZERS = ("alpha_optimizer", "actor_optimizer", "vf_optimizer", "qf_1_optimizer",
+              "qf_2_optimizer")
+HISTORY_KEYS = ("frame", "score", "actor_loss", "qf_loss", "vf_loss", "alpha_loss", "alpha", "fps")
+
+
+def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
+    """Everything that defines a trained agent, as tensors and plain Python values."""
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "obs_dim": agent.obs_dim,
+        "action_dim": agent.action_dim,
+        "modules": {name: getattr(agent, name).state_dict() for name in MODULES},
+        "log_alpha": agent.log_alpha.detach().clone(),
+        "optimizers": {name: getattr(agent, name).state_dict() for name in OPTIMIZERS},
+        "total_step": int(agent.total_step),
+        "history": {k: list(v) for k, v in agent.history.items()},
+        "buffer": agent.memory.state_dict() if include_buffer else None,
+    }
+    return state
+
+
+def save(agent, path: str | os.PathLike, include_buffer: bool = False) -> None:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".fastsac-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(agent_state(agent, include_buffer), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a readable fastsac checkpoint (truncated or corrupted?): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{os.fspath(path)!r} is not a fastsac checkpoint (no format tag)")
+    if state.get("version") != VERSION:
+        raise ValueError(f"checkpoint version {state.get('version')} is not supported "
+                         f"(this fastsac reads version {VERSION})")
+    return state
+
+
+def _check_tensors(where: str, expected: dict, found: dict) -> None:
+    if set(expected) != set(found):
+        raise ValueError(f"{where}: keys differ: missing {sorted(set(expected) - set(found))}, "
+                         f"unexpected {sorted(set(found) - set(expected))}")
+    for key, value in expected.items():
+        other = found[key]
+        if not isinstance(other, torch.Tensor) or tuple(other.shape) != tuple(value.shape):
+            shape = getattr(other, "shape", type(other).__name__)
+            raise ValueError(f"{where}.{key}: shape {tuple(value.shape)} expected, found {shape}")
+
+
+def _check_optimizer(where: str, optimizer: torch.optim.Optimizer, saved: Any) -> None:
+    if not isinstance(saved, dict) or "state" not in saved or "param_groups" not in saved:
+        raise ValueError(f"{where}: not an optimizer state")
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    saved_ids = [i for g in saved["param_groups"] for i in g["params"]]
+    if len(saved_ids) != len(params):
+        raise ValueError(f"{where}: {len(saved_ids)} parameters saved, the agent has {len(params)}")
+    for idx, param in zip(saved_ids, params, strict=True):
+        entry = saved["state"].get(idx)
+        if entry is None:
+            continue
+        for key in ("exp_avg", "exp_avg_sq"):
+            value = entry.get(key)
+            if not isinstance(value, torch.Tensor) or value.shape != param.shape:
+                raise ValueError(f"{where}: state '{key}' of parameter {idx} does not fit")
+
+
+def validate(agent, state: dict[str, Any]) -> None:
+    """Raise ValueError unless ``state`` fits ``agent`` entirely."""
+    if (state.get("obs_dim"), state.get("action_dim")) != (agent.obs_dim, agent.action_dim):
+        raise ValueError(
+            f"checkpoint is for obs_dim={state.get('obs_dim')}, action_dim="
+            f"{state.get('action_dim')}; this agent has obs_dim={agent.obs_dim}, "
+            f"action_dim={agent.action_dim}"
+        )
+    modules, optimizers = state.get("modules"), state.get("optimizers")
+    if not isinstance(modules, dict) or not isinstance(optimizers, dict):
+        raise ValueError("checkpoint lacks module or optimizer states")
+    for name in MODULES:
+        _check_tensors(name, getattr(agent, name).state_dict(), modules.get(name) or {})
+    for name in OPTIMIZERS:
+        _check_optimizer(name, getattr(agent, name), optimizers.get(name))
+    log_alpha = state.get("log_alpha")
+    if not isinstance(log_alpha, torch.Tensor) or log_alpha.shape != agent.log_alpha.shape:
+        raise ValueError("checkpoint lacks a log_alpha of the right shape")
+    if not isinstance(state.get("total_step"), int):
+        raise ValueError("checkpoint lacks total_step")
+    if state.get("buffer") is not None:
+        agent.memory.check_state_dict(state["buffer"])
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Copy into the existing state tensors where their layout matches (FastSAC pre-creates
+    them), else let torch build the state (the reference's lazily created Adam state)."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    saved_ids = [i for g in saved["param_groups"] for i in g["params"]]
+    in_place = all(
+        idx in saved["state"]
+        and set(optimizer.state.get(p, {})) == set(saved["state"][idx])
+        for idx, p in zip(saved_ids, params, strict=True)
+    )
+    if not in_place:
+        optimizer.load_state_dict(saved)
+        return
+    with torch.no_grad():
+        for idx, p in zip(saved_ids, params, strict=True):
+            for key, value in saved["state"][idx].items():
+                optimizer.state[p][key].copy_(value)
+    for group, saved_group in zip(optimizer.param_groups, saved["param_groups"], strict=True):
+        for key, value in saved_group.items():
+            if key != "params":
+                group[key] = value
+
+
+def apply(agent, state: dict[str, Any]) -> None:
+    with torch.no_grad():
+        for name in MODULES:
+            getattr(agent, name).load_state_dict(state["modules"][name])
+        agent.log_alpha.copy_(state["log_alpha"])
+    for name in OPTIMIZERS:
+        _load_optimizer(getattr(agent, name), state["optimizers"][name])
+    agent.total_step = state["total_step"]
+    history = state.get("history") or {}
+    agent.history = {k: list(history.get(k, [])) for k in HISTORY_KEYS}
+    if state.get("buffer") is not None:
+        agent.memory.load_state_dict(state["buffer"])
+
+
+def load(agent, path: str | os.PathLike) -> None:
+    state = _read(path)
+    validate(agent, state)
+    snapshot = copy.deepcopy(agent_state(agent, include_buffer=state.get("buffer") is not None))
+    try:
+        apply(agent, state)
+    except Exception as exc:
+        apply(agent, snapshot)
+        raise ValueError(f"loading {os.fspath(path)!r} failed, agent left unchanged: {exc}") from exc

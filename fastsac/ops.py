@@ -1,0 +1,205 @@
+"""The fused ops of fastsac: ``torch.ops.fastsac.tanh_normal`` and ``torch.ops.fastsac.polyak_``.
+
+Loads the C++/CUDA extension ``fastsac._C`` (which defines the schemas and the CPU/CUDA kernels)
+and registers, from Python, what torch.compile and autograd need: fake kernels (shape
+propagation without data) and the autograd formula of ``tanh_normal`` (its hand-written fused
+backward, ``tanh_normal_backward``).
+
+If the extension is missing, the same schemas are defined here with pure-torch kernels so that
+everything still runs, slower, and a loud ``RuntimeWarning`` says so. ``EXTENSION_LOADED`` tells
+which one you got; ``require_extension()`` raises when it is the fallback (tests call it).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+__all__ = [
+    "EXTENSION_LOADED",
+    "EXTENSION_ERROR",
+    "LOG_STD_MIN",
+    "LOG_STD_MAX",
+    "tanh_normal",
+    "polyak_",
+    "require_extension",
+    "has_cuda_kernels",
+]
+
+LOG_STD_MIN = -20.0
+LOG_STD_MAX = 2.0
+_SQUASH_EPS = 1e-7
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+_SCHEMAS = {
+    "tanh_normal": "tanh_normal(Tensor mean_raw, Tensor log_std_raw, Tensor eps, "
+    "float log_std_min, float log_std_max) -> (Tensor, Tensor)",
+    "tanh_normal_backward": "tanh_normal_backward(Tensor grad_action, Tensor grad_log_prob, "
+    "Tensor mean_raw, Tensor log_std_raw, Tensor eps, float log_std_min, float log_std_max) "
+    "-> (Tensor, Tensor)",
+    "polyak_": "polyak_(Tensor(a!)[] target, Tensor[] source, float tau) -> ()",
+}
+
+try:
+    from fastsac import _C  # noqa: F401  (loading it registers the ops)
+
+    EXTENSION_LOADED = True
+    EXTENSION_ERROR: str | None = None
+except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+    EXTENSION_LOADED = False
+    EXTENSION_ERROR = f"{type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------------------------
+# Pure-torch kernels: the fallback when the extension is missing. Same math as
+# csrc/tanh_normal_math.h (see the derivation there).
+# --------------------------------------------------------------------------------------------
+def _tanh_normal_torch(mean_raw, log_std_raw, eps, log_std_min, log_std_max):
+    mean = torch.tanh(mean_raw)
+    log_std = log_std_min + 0.5 * (log_std_max - log_std_min) * (torch.tanh(log_std_raw) + 1)
+    action = torch.tanh(mean + torch.exp(log_std) * eps)
+    term = -0.5 * eps * eps - log_std - _LOG_SQRT_2PI - torch.log(1 - action * action + _SQUASH_EPS)
+    return action, term.sum(-1, keepdim=True)
+
+
+def _tanh_normal_backward_torch(grad_action, grad_log_prob, mean_raw, log_std_raw, eps,
+                                log_std_min, log_std_max):
+    half_range = 0.5 * (log_std_max - log_std_min)
+    mean = torch.tanh(mean_raw)
+    t = torch.tanh(log_std_raw)
+    log_std = log_std_min + half_range * (t + 1)
+    std = torch.exp(log_std)
+    a = torch.tanh(mean + std * eps)
+    one_minus_a2 = 1 - a * a
+    g_z = (grad_action + grad_log_prob * 2 * a / (one_minus_a2 + _SQUASH_EPS)) * one_minus_a2
+    g_mean_raw = g_z * (1 - mean * mean)
+    g_log_std_raw = (g_z * eps * std - grad_log_prob) * half_range * (1 - t * t)
+    return g_mean_raw, g_log_std_raw
+
+
+def _polyak_torch(target, source, tau):
+    for t, s in zip(target, source, strict=True):
+        t.copy_(tau * s + (1.0 - tau) * t)
+
+
+if not EXTENSION_LOADED:  # pragma: no cover - exercised only on broken installs
+    warnings.warn(
+        "fastsac: the C++/CUDA extension fastsac._C did not load "
+        f"({EXTENSION_ERROR}). Falling back to PURE-TORCH ops: results are the same, speed is not. "
+        "Rebuild with `pip install --no-build-isolation -e .` (needs a C++ compiler).",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    _fallback_lib = torch.library.Library("fastsac", "DEF")
+    for _schema in _SCHEMAS.values():
+        _fallback_lib.define(_schema)
+    _fallback_lib.impl("tanh_normal", _tanh_normal_torch, "CompositeExplicitAutograd")
+    _fallback_lib.impl(
+        "tanh_normal_backward", _tanh_normal_backward_torch, "CompositeExplicitAutograd"
+    )
+    _fallback_lib.impl("polyak_", _polyak_torch, "CompositeExplicitAutograd")
+
+
+# --------------------------------------------------------------------------------------------
+# Fake kernels: output shapes only, so torch.compile traces the ops without a graph break.
+# --------------------------------------------------------------------------------------------
+@torch.library.register_fake("fastsac::tanh_normal")
+def _tanh_normal_fake(mean_raw, log_std_raw, eps, log_std_min, log_std_max):
+    torch._check(mean_raw.shape == log_std_raw.shape and mean_raw.shape == eps.shape)
+    log_prob = mean_raw.new_empty((*mean_raw.shape[:-1], 1))
+    return torch.empty_like(mean_raw, memory_format=torch.contiguous_format), log_prob
+
+
+@torch.library.register_fake("fastsac::tanh_normal_backward")
+def _tanh_normal_backward_fake(grad_action, grad_log_prob, mean_raw, log_std_raw, eps,
+                               log_std_min, log_std_max):
+    return (
+        torch.empty_like(mean_raw, memory_format=torch.contiguous_format),
+        torch.empty_like(mean_raw, memory_format=torch.contiguous_format),
+    )
+
+
+@torch.library.register_fake("fastsac::polyak_")
+def _polyak_fake(target, source, tau):
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Autograd of tanh_normal: d/dmean_raw and d/dlog_std_raw in one fused backward op.
+# --------------------------------------------------------------------------------------------
+def _tanh_normal_setup_context(ctx, inputs, output):
+    mean_raw, log_std_raw, eps, log_std_min, log_std_max = inputs
+    ctx.save_for_backward(mean_raw, log_std_raw, eps)
+    ctx.log_std_range = (log_std_min, log_std_max)
+
+
+def _tanh_normal_autograd_backward(ctx, grad_action, grad_log_prob):
+    mean_raw, log_std_raw, eps = ctx.saved_tensors
+    if grad_action is None:
+        grad_action = torch.zeros_like(mean_raw)
+    if grad_log_prob is None:
+        grad_log_prob = mean_raw.new_zeros((*mean_raw.shape[:-1], 1))
+    g_mean, g_log_std = torch.ops.fastsac.tanh_normal_backward(
+        grad_action, grad_log_prob, mean_raw, log_std_raw, eps, *ctx.log_std_range
+    )
+    return g_mean, g_log_std, None, None, None
+
+
+torch.library.register_autograd(
+    "fastsac::tanh_normal",
+    _tanh_normal_autograd_backward,
+    setup_context=_tanh_normal_setup_context,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Python wrappers
+# --------------------------------------------------------------------------------------------
+def tanh_normal(
+    mean_raw: torch.Tensor,
+    log_std_raw: torch.Tensor,
+    eps: torch.Tensor,
+    log_std_min: float = LOG_STD_MIN,
+    log_std_max: float = LOG_STD_MAX,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused tanh-Normal sample and log-prob.
+
+    Args:
+        mean_raw: raw output of the actor's ``mu_layer`` (before tanh), ``[..., A]``.
+        log_std_raw: raw output of ``log_std_layer`` (before tanh), ``[..., A]``.
+        eps: standard-normal noise, ``[..., A]``.
+        log_std_min: lower end of the log-std range.
+        log_std_max: upper end of the log-std range.
+
+    Returns:
+        ``(action, log_prob)``: the squashed action ``[..., A]`` in (-1, 1) and the summed
+        log-density ``[..., 1]``, differentiable w.r.t. ``mean_raw`` and ``log_std_raw``.
+    """
+    return torch.ops.fastsac.tanh_normal(
+        mean_raw, log_std_raw, eps, float(log_std_min), float(log_std_max)
+    )
+
+
+def polyak_(target: Sequence[torch.Tensor], source: Sequence[torch.Tensor], tau: float) -> None:
+    """In place, for every i: ``target[i] <- tau * source[i] + (1 - tau) * target[i]``.
+
+    One call (one launch per 48 tensors on CUDA) for the whole list.
+    """
+    torch.ops.fastsac.polyak_(list(target), list(source), float(tau))
+
+
+def require_extension() -> None:
+    """Raise ``RuntimeError`` if the compiled extension is not what is running."""
+    if not EXTENSION_LOADED:
+        raise RuntimeError(f"fastsac._C is not loaded ({EXTENSION_ERROR}); the pure-torch "
+                           "fallback is running. Rebuild: pip install --no-build-isolation -e .")
+
+
+def has_cuda_kernels() -> bool:
+    """True when the loaded extension has CUDA kernels registered for the ops."""
+    if not EXTENSION_LOADED:
+        return False
+    return torch._C._dispatch_has_kernel_for_dispatch_key("fastsac::tanh_normal", "CUDA")

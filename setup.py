@@ -1,0 +1,40 @@
+"""Builds fastsac._C: the C++ CPU kernels always, the CUDA kernels when torch has CUDA and nvcc.
+
+Build against the torch you have installed (no isolated build env, which would fetch another):
+    pip install --no-build-isolation -e .
+Environment: FASTSAC_NO_CUDA=1 skips the CUDA kernels; TORCH_CUDA_ARCH_LIST picks GPU targets.
+"""
+
+import glob
+import os
+
+from setuptools import setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+
+def _build_cuda() -> bool:
+    import torch
+
+    if os.environ.get("FASTSAC_NO_CUDA") == "1":
+        return False
+    return torch.version.cuda is not None and CUDA_HOME is not None
+
+
+def _extension():
+    cpu_sources = sorted(glob.glob("csrc/*.cpp"))
+    cxx = ["-O3"]
+    if _build_cuda():
+        cuda_sources = sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
+        return CUDAExtension(
+            "fastsac._C",
+            cpu_sources + cuda_sources,
+            define_macros=[("FASTSAC_WITH_CUDA", "1")],
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
+        )
+    return CppExtension("fastsac._C", cpu_sources, extra_compile_args={"cxx": cxx})
+
+
+setup(
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)
