@@ -52,13 +52,11 @@ def _trunk(x, p):
     return h1, h2
 
 
-def _trunk_backward(g_h2, x, h1, h2, p, input_cols: slice | None):
-    """Gradients of the trunk's weights from dL/dh2; and dL/dx[:, input_cols] if asked."""
+def _trunk_backward(g_h2, x, h1, h2, p):
+    """Gradients of the trunk's weights from dL/dh2."""
     g_a2 = torch.where(h2 > 0, g_h2, 0.0)
     g_a1 = torch.where(h1 > 0, g_a2 @ p[2], 0.0)
-    grads = [g_a1.t() @ x, g_a1.sum(0), g_a2.t() @ h1, g_a2.sum(0)]
-    g_x = None if input_cols is None else g_a1 @ p[0][:, input_cols]
-    return grads, g_x
+    return [g_a1.t() @ x, g_a1.sum(0), g_a2.t() @ h1, g_a2.sum(0)]
 
 
 def _critic(x, p):
@@ -69,7 +67,7 @@ def _critic(x, p):
 def _critic_backward(g_out, cache, p):
     """Weight gradients of a critic from dL/dout."""
     x, h1, h2 = cache
-    grads, _ = _trunk_backward(g_out @ p[4], x, h1, h2, p, None)
+    grads = _trunk_backward(g_out @ p[4], x, h1, h2, p)
     return [*grads, g_out.t() @ h2, g_out.sum(0)]
 
 
@@ -182,7 +180,7 @@ def sac_update(
         g_mean_raw, g_log_std_raw = torch.ops.fastsac.tanh_normal_backward(
             g_action, g_log_prob, mean_raw, log_std_raw, noise, cfg.log_std_min, cfg.log_std_max)
         g_h2 = g_log_std_raw @ pa[4] + g_mean_raw @ pa[6]
-        trunk_grads, _ = _trunk_backward(g_h2, obs, a_h1, a_h2, pa, None)
+        trunk_grads = _trunk_backward(g_h2, obs, a_h1, a_h2, pa)
         actor_grads = [*trunk_grads, g_log_std_raw.t() @ a_h2, g_log_std_raw.sum(0),
                        g_mean_raw.t() @ a_h2, g_mean_raw.sum(0)]
         adam_step(actor, actor_grads, cfg)
@@ -198,10 +196,11 @@ def sac_update(
     return torch.stack((actor_loss, qf_loss, vf_loss, alpha_loss.reshape(())))
 
 
-def make_update(cfg: UpdateConfig, compile: bool) -> Callable[..., torch.Tensor]:
+def make_update(cfg: UpdateConfig, compile: bool, device: torch.device) -> Callable[..., torch.Tensor]:
     """``sac_update`` with ``cfg`` bound; compiled as one graph (``fullgraph=True``) if asked.
 
-    The Python bool ``policy_step`` is specialised by dynamo: two graphs, each compiled once.
+    The Python bool ``policy_step`` is specialised by dynamo: two graphs, each compiled once
+    per process (inductor's on-disk cache makes later processes cheaper).
     """
 
     def update(policy_step, *tensors):
@@ -209,4 +208,9 @@ def make_update(cfg: UpdateConfig, compile: bool) -> Callable[..., torch.Tensor]
 
     if not compile:
         return update
-    return torch.compile(update, fullgraph=True, dynamic=False)
+    options = {}
+    if device.type == "cpu":
+        # The C++ wrapper calls the graph's ~100 kernels from C++ instead of Python: measured
+        # 1.15 -> 1.05 ms per update on a 2-core CPU. (On CUDA the CUDA graph removes that cost.)
+        options["cpp_wrapper"] = True
+    return torch.compile(update, fullgraph=True, dynamic=False, options=options)
