@@ -129,11 +129,15 @@ class FastSAC(AgentBase):
             mean_raw = torch.addmv(actor.mu_layer.bias, actor.mu_layer.weight, h)
             log_std_raw = torch.addmv(actor.log_std_layer.bias, actor.log_std_layer.weight, h)
             action, _ = torch.ops.fastsac.tanh_normal(
-                mean_raw, log_std_raw, torch.randn_like(mean_raw), actor.log_std_min,
+                mean_raw, log_std_raw, self._action_noise(mean_raw), actor.log_std_min,
                 actor.log_std_max)
             if self._action_cast:
                 action = action.to("cpu", torch.float32)
             return action.numpy()
+
+    def _action_noise(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(like.shape, generator=self.generator, dtype=like.dtype,
+                           device=like.device)
 
     # ---- updating -------------------------------------------------------------------------------
     def _batch_tensors(self, batch: dict[str, Any] | None) -> list[torch.Tensor]:
@@ -160,7 +164,7 @@ class FastSAC(AgentBase):
             tensors = self._batch_tensors(batch)
             if noise is None:
                 noise = torch.randn((tensors[0].shape[0], self.action_dim), dtype=self.dtype,
-                                    device=self.device)
+                                    device=self.device, generator=self.generator)
             else:
                 noise = noise.to(device=self.device, dtype=self.dtype)
             threads = torch.get_num_threads()
@@ -205,12 +209,17 @@ class FastSAC(AgentBase):
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.no_grad():
             for _ in range(3):
-                s["noise"].normal_()
+                s["noise"].normal_(generator=self.generator)
                 self._update_fn(policy_step, *args)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
+        # The agent's generator must be registered with the graph to advance at each replay
+        # (torch >= 2.5); older torch captures only the default generator.
+        generator = self.generator if hasattr(graph, "register_generator_state") else None
+        if generator is not None:
+            graph.register_generator_state(generator)
         with torch.cuda.graph(graph), torch.no_grad():
-            s["noise"].normal_()  # fresh noise at every replay (graph-safe RNG)
+            s["noise"].normal_(generator=generator)  # fresh noise at every replay
             out = self._update_fn(policy_step, *args)
         with torch.no_grad():
             for t, v in zip(self._state_tensors(), saved, strict=True):

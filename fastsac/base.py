@@ -105,6 +105,12 @@ class AgentBase:
         self.dtype = dtype
         self._np_rng = np.random.default_rng(seed)
         self._reset_seed = seed
+        # The agent's own noise stream (policy samples, update noise): two agents in one
+        # process do not disturb each other. Without a seed it is drawn from torch's global RNG,
+        # so the notebook's torch.manual_seed(...) still makes runs repeat.
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(
+            seed if seed is not None else int(torch.randint(0, 2**62, ()).item()))
 
         self.memory = self._make_memory(obs_dim, self.memory_size, self.batch_size, action_dim,
                                         seed)

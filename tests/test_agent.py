@@ -1,0 +1,254 @@
+"""The drop-in contract: the notebook's calling sequence, attribute and parameter names,
+state_dict transfer, checkpoints, validation, and a short learning smoke test."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+import tests.envs  # noqa: F401  (registers fastsac-tests/PointMass-v0)
+from fastsac import ActionNormalizer, FastSAC, SACAgent, make_env
+from tests.helpers import MODULES, max_param_diff
+
+AGENTS = [SACAgent, FastSAC]
+NOTEBOOK_ATTRS = ("actor", "qf_1", "qf_2", "vf", "vf_target", "log_alpha", "memory",
+                  "total_step", "is_test", "actor_optimizer", "vf_optimizer", "qf_1_optimizer",
+                  "qf_2_optimizer", "alpha_optimizer", "env", "batch_size", "gamma", "tau",
+                  "initial_random_steps", "policy_update_freq", "target_entropy", "transition",
+                  "device")
+
+
+def make(agent_cls, env_id="Pendulum-v1", render_mode=None, **kwargs):
+    env = ActionNormalizer(gym.make(env_id, render_mode=render_mode))
+    kwargs.setdefault("device", "cpu")
+    if agent_cls is FastSAC:
+        kwargs.setdefault("compile", False)
+    return agent_cls(env, 2000, 32, initial_random_steps=100, **kwargs)
+
+
+@pytest.mark.parametrize("agent_cls", AGENTS)
+@pytest.mark.parametrize("env_id,act_dim", [("Pendulum-v1", 1), ("fastsac-tests/PointMass-v0", 3)])
+def test_notebook_calling_sequence(agent_cls, env_id, act_dim, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    agent = make(agent_cls, env_id, render_mode="rgb_array", seed=0)
+    for attr in NOTEBOOK_ATTRS:
+        assert hasattr(agent, attr), attr
+    agent.train(300)  # the notebook's call, default plotting
+    assert agent.total_step == 300 and len(agent.memory) == 300
+    assert (tmp_path / "fastsac_training.png").exists()  # no display: written to a file
+    frames = agent.test()
+    assert agent.is_test and len(frames) > 0 and frames[0].ndim == 3
+    state, _ = agent.env.reset(seed=1)
+    action = agent.select_action(state)
+    assert action.shape == (act_dim,) and action.dtype == np.float32
+    assert np.all(np.abs(action) <= 1)
+    agent.is_test = False
+    next_state, reward, done = agent.step(action)
+    assert next_state.shape == state.shape and isinstance(reward, float)
+    assert isinstance(done, bool)
+    losses = agent.update_model()
+    assert len(losses) == 4 and all(isinstance(x, torch.Tensor) for x in losses)
+
+
+@pytest.mark.parametrize("agent_cls", AGENTS)
+def test_test_returns_no_frames_without_rendering(agent_cls):
+    agent = make(agent_cls, seed=0)
+    assert agent.test() == []
+
+
+def test_parameter_names_match_the_notebook():
+    agent = make(FastSAC)
+    assert list(dict(agent.actor.named_parameters())) == [
+        "hidden1.weight", "hidden1.bias", "hidden2.weight", "hidden2.bias",
+        "log_std_layer.weight", "log_std_layer.bias", "mu_layer.weight", "mu_layer.bias"]
+    for name in ("qf_1", "qf_2", "vf", "vf_target"):
+        assert list(dict(getattr(agent, name).named_parameters())) == [
+            "hidden1.weight", "hidden1.bias", "hidden2.weight", "hidden2.bias", "out.weight",
+            "out.bias"]
+
+
+def test_same_seed_same_initial_weights():
+    assert max_param_diff(make(SACAgent, seed=5), make(FastSAC, seed=5)) == 0.0
+
+
+@pytest.mark.parametrize("src_cls,dst_cls", [(SACAgent, FastSAC), (FastSAC, SACAgent)])
+def test_state_dicts_move_between_agents(src_cls, dst_cls):
+    src, dst = make(src_cls, seed=1), make(dst_cls, seed=2)
+    src.train(250, plot_path=None, progress=False)
+    for name in MODULES:
+        getattr(dst, name).load_state_dict(getattr(src, name).state_dict())
+    with torch.no_grad():
+        dst.log_alpha.copy_(src.log_alpha)
+    assert max_param_diff(src, dst) == 0.0
+    state = torch.randn(4, 3)
+    eps = torch.randn(4, 1)
+    with torch.no_grad():
+        a1 = src.actor(state, eps)
+        a2 = dst.actor(state, eps)
+    for x, y in zip(a1, a2, strict=True):
+        torch.testing.assert_close(x, y)
+
+
+def _snapshot(agent):
+    return {
+        "modules": {n: {k: v.clone() for k, v in getattr(agent, n).state_dict().items()}
+                    for n in MODULES},
+        "log_alpha": agent.log_alpha.detach().clone(),
+        "opt": {n: torch.cat([t.flatten() for s in getattr(agent, n).state_dict()["state"].values()
+                              for t in s.values()]) for n in ("actor_optimizer", "vf_optimizer")},
+        "step": agent.total_step,
+    }
+
+
+def _assert_same(a, b):
+    assert a["step"] == b["step"]
+    assert torch.equal(a["log_alpha"], b["log_alpha"])
+    for n in MODULES:
+        for k in a["modules"][n]:
+            assert torch.equal(a["modules"][n][k], b["modules"][n][k]), (n, k)
+    for n in a["opt"]:
+        assert torch.equal(a["opt"][n], b["opt"][n]), n
+
+
+@pytest.mark.parametrize("agent_cls", AGENTS)
+def test_save_load_round_trip(agent_cls, tmp_path):
+    agent = make(agent_cls, seed=0)
+    agent.train(250, plot_path=None, progress=False)
+    path = tmp_path / "ckpt.pt"
+    agent.save(path, include_buffer=True)
+    other = make(agent_cls, seed=9)
+    other.load(path)
+    _assert_same(_snapshot(agent), _snapshot(other))
+    assert len(other.memory) == len(agent.memory) == 250
+    assert other.history["score"] == agent.history["score"]
+    assert other.total_step == 250
+
+
+def test_fastsac_updates_after_load_use_loaded_state(tmp_path):
+    """FastSAC's update works on the loaded tensors (its bindings are refreshed)."""
+    a, b = make(FastSAC, seed=0), make(FastSAC, seed=7)
+    a.train(200, plot_path=None, progress=False)
+    a.save(tmp_path / "a.pt")
+    b.load(tmp_path / "a.pt")
+    rng = np.random.default_rng(0)
+    from tests.conftest import random_batch
+
+    batch = random_batch(rng, 32, 3, 1)
+    noise = torch.randn(32, 1)
+    a.update_model(batch, noise)
+    b.update_model(batch, noise)
+    assert max_param_diff(a, b) == 0.0
+
+
+@pytest.mark.parametrize("agent_cls", AGENTS)
+def test_failed_loads_leave_agent_unchanged(agent_cls, tmp_path):
+    agent = make(agent_cls, seed=0)
+    agent.train(200, plot_path=None, progress=False)
+    good = tmp_path / "good.pt"
+    agent.save(good)
+    other = make(agent_cls, seed=4)
+    other.train(150, plot_path=None, progress=False)
+    before = _snapshot(other)
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    text = tmp_path / "text.pt"
+    text.write_text("not a checkpoint")
+    mismatched = tmp_path / "mismatched.pt"
+    make(agent_cls, "fastsac-tests/PointMass-v0").save(mismatched)
+
+    for path, message in ((truncated, "not a readable"), (foreign, "not a fastsac checkpoint"),
+                          (text, "not a readable"), (mismatched, "action_dim")):
+        with pytest.raises(ValueError, match=message):
+            other.load(path)
+        _assert_same(before, _snapshot(other))
+    with pytest.raises(FileNotFoundError):
+        other.load(tmp_path / "missing.pt")
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    agent = make(FastSAC, seed=0)
+    path = tmp_path / "ckpt.pt"
+    agent.save(path)
+    original = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        agent.save(path)
+    assert path.read_bytes() == original
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+# ---- validation ------------------------------------------------------------------------------
+class _SpaceEnv(gym.Env):
+    def __init__(self, observation_space, action_space):
+        self.observation_space, self.action_space = observation_space, action_space
+
+
+BOX3 = spaces.Box(-1, 1, shape=(3,))
+
+
+@pytest.mark.parametrize("obs_space,act_space,error,message", [
+    (BOX3, spaces.Discrete(3), TypeError, "continuous Box action"),
+    (BOX3, spaces.Box(-1, 1, shape=(2, 2)), ValueError, "action space must be flat"),
+    (BOX3, spaces.Box(-np.inf, np.inf, shape=(2,)), ValueError, "bounded"),
+    (spaces.Discrete(4), BOX3, TypeError, "Box observation"),
+    (spaces.Box(0, 1, shape=(4, 4)), BOX3, ValueError, "observation space must be flat"),
+])
+@pytest.mark.parametrize("agent_cls", AGENTS)
+def test_bad_spaces(agent_cls, obs_space, act_space, error, message):
+    with pytest.raises(error, match=message):
+        agent_cls(_SpaceEnv(obs_space, act_space), 100, 10, device="cpu")
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"batch_size": 101}, ValueError, "batch_size"),
+    ({"memory_size": 0}, ValueError, "memory_size"),
+    ({"gamma": 0.0}, ValueError, "gamma"),
+    ({"gamma": 1.5}, ValueError, "gamma"),
+    ({"tau": 0.0}, ValueError, "tau"),
+    ({"tau": 1.01}, ValueError, "tau"),
+    ({"policy_update_freq": 0}, ValueError, "policy_update_freq"),
+    ({"batch_size": 2.0}, TypeError, "batch_size"),
+    ({"dtype": torch.float16}, TypeError, "dtype"),
+    ({"device": "tpu"}, (ValueError, RuntimeError), ""),
+    ({"initial_random_steps": -1}, ValueError, "initial_random_steps"),
+])
+@pytest.mark.parametrize("agent_cls", AGENTS)
+def test_bad_arguments(agent_cls, kwargs, error, message):
+    args = {"memory_size": 100, "batch_size": 10} | kwargs
+    with pytest.raises(error, match=message):
+        agent_cls(make_env(), **args)
+
+
+def test_gamma_and_tau_of_one_are_allowed():
+    FastSAC(make_env(), 100, 10, gamma=1.0, tau=1.0, device="cpu", compile=False)
+
+
+def test_seeded_runs_repeat():
+    a, b = make(FastSAC, seed=11), make(FastSAC, seed=11)
+    a.train(220, plot_path=None, progress=False)
+    b.train(220, plot_path=None, progress=False)
+    assert a.history["score"] == b.history["score"]
+    assert max_param_diff(a, b) == 0.0
+
+
+# ---- learning ---------------------------------------------------------------------------------
+def test_learning_smoke():
+    """A few thousand frames on an easy task: the policy's returns clearly beat random ones."""
+    env = make_env("fastsac-tests/PointMass-v0")
+    agent = FastSAC(env, 10_000, 64, initial_random_steps=400, device="cpu", seed=0,
+                    compile=False)
+    agent.train(3000, plot_path=None, progress=False)
+    scores = agent.history["score"]
+    random_phase = np.mean(scores[:20])  # the first 400 frames act randomly
+    learned = np.mean(scores[-20:])
+    assert learned > random_phase + 30, (random_phase, learned)
+    assert np.mean(agent.evaluate(10, env=make_env("fastsac-tests/PointMass-v0"))) > random_phase + 30

@@ -1,0 +1,152 @@
+"""FastSAC's update (explicit backward, fused ops, compiled graph) against the eager reference:
+same initial weights, batches and noise -> the same parameters."""
+
+import numpy as np
+import pytest
+import torch
+
+from fastsac.update import UpdateConfig, sac_update
+from tests.conftest import random_batch, requires_cuda
+from tests.helpers import max_adam_diff, max_param_diff, twin_agents
+
+
+def run_twins(ref, fast, n_updates, seed=0, start_step=1):
+    """Feed both agents the same batches and noise; returns max param diff after 1 and after n."""
+    rng = np.random.default_rng(seed)
+    after_one = None
+    for i in range(n_updates):
+        batch = random_batch(rng, ref.batch_size, ref.obs_dim, ref.action_dim)
+        noise = torch.randn(ref.batch_size, ref.action_dim, dtype=torch.float64)
+        ref.total_step = fast.total_step = start_step + i
+        ref_losses = ref.update_model(batch, noise)
+        fast_losses = fast.update_model(batch, noise)
+        for r, f in zip(ref_losses, fast_losses, strict=True):
+            assert r.shape == f.shape or (r.numel() == 1 and f.numel() == 1)
+        if i == 0:
+            after_one = max_param_diff(ref, fast)
+            for r, f in zip(ref_losses, fast_losses, strict=True):
+                torch.testing.assert_close(f.cpu().double().reshape(()),
+                                           r.cpu().double().reshape(()), rtol=1e-5, atol=1e-6)
+    return after_one, max_param_diff(ref, fast)
+
+
+@pytest.mark.parametrize("dtype,tol_one,tol_many", [
+    (torch.float32, 1e-5, 5e-4),
+    (torch.float64, 1e-12, 1e-10),
+])
+def test_eager_agrees_with_reference(dtype, tol_one, tol_many):
+    ref, fast = twin_agents(dtype=dtype, compile=False)
+    one, many = run_twins(ref, fast, 60)
+    assert one <= tol_one
+    assert many <= tol_many
+    assert max_adam_diff(ref, fast) <= tol_many
+    assert ref.actor_optimizer.state_dict()["state"][0]["step"] == 30  # policy steps only
+
+
+def test_eager_agrees_multidim_actions():
+    from tests.envs import PointMassEnv  # noqa: F401  (registers the env)
+
+    ref, fast = twin_agents(dtype=torch.float64, compile=False, env_id="fastsac-tests/PointMass-v0")
+    assert fast.action_dim == 3
+    one, many = run_twins(ref, fast, 20)
+    assert many <= 1e-10
+
+
+def test_policy_update_freq_respected():
+    """Odd steps skip the actor and the Polyak update in both agents."""
+    ref, fast = twin_agents(dtype=torch.float64)
+    actor_before = [p.detach().clone() for p in fast.actor.parameters()]
+    target_before = [p.detach().clone() for p in fast.vf_target.parameters()]
+    run_twins(ref, fast, 1, start_step=1)  # step 1: 1 % 2 != 0
+    for p, q in zip(fast.actor.parameters(), actor_before, strict=True):
+        assert torch.equal(p, q)
+    for p, q in zip(fast.vf_target.parameters(), target_before, strict=True):
+        assert torch.equal(p, q)
+    assert max_param_diff(ref, fast) <= 1e-12
+
+
+def test_polyak_uses_pre_step_v():
+    """The V target blends V's parameters from before this update's V step (DESIGN item 6)."""
+    ref, fast = twin_agents(dtype=torch.float64)
+    v_before = [p.detach().clone() for p in fast.vf.parameters()]
+    t_before = [p.detach().clone() for p in fast.vf_target.parameters()]
+    run_twins(ref, fast, 1, start_step=2)
+    for t, v, t0 in zip(fast.vf_target.parameters(), v_before, t_before, strict=True):
+        torch.testing.assert_close(t.detach(), fast.tau * v + (1 - fast.tau) * t0, rtol=0,
+                                   atol=1e-15)
+
+
+@pytest.mark.compile
+def test_compiled_agrees_with_reference():
+    """One compiled agent (two graphs: policy and non-policy step) in float32 and float64."""
+    torch._dynamo.utils.counters.clear()
+    for dtype, tol_one, tol_many in ((torch.float32, 1e-5, 5e-4), (torch.float64, 1e-12, 1e-10)):
+        ref, fast = twin_agents(dtype=dtype, compile=True)
+        one, many = run_twins(ref, fast, 60)
+        assert one <= tol_one, dtype
+        assert many <= tol_many, dtype
+    assert not torch._dynamo.utils.counters["graph_break"], "the update graph broke"
+
+
+def test_graph_calls_fused_ops():
+    """The traced update is one graph, with no break, that calls both fused ops."""
+    torch._dynamo.reset()
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    ref, fast = twin_agents(compile=False)
+    cfg = fast._cfg
+    compiled = torch.compile(lambda *t: sac_update(cfg, True, *t), backend=record,
+                             fullgraph=True)
+    rng = np.random.default_rng(0)
+    batch = fast._batch_tensors(random_batch(rng, 32, fast.obs_dim, fast.action_dim))
+    with torch.no_grad():
+        compiled(*fast._bound_groups(), *batch, torch.randn(32, 1))
+    assert len(graphs) == 1
+    targets = {str(node.target).removesuffix(".default") for node in graphs[0].graph.nodes
+               if node.op == "call_function"}
+    for op in ("fastsac.tanh_normal", "fastsac.tanh_normal_backward", "fastsac.polyak_"):
+        assert op in targets, f"{op} is not in the compiled graph"
+
+
+def test_update_config_is_frozen():
+    cfg = UpdateConfig(obs_dim=3, gamma=0.99, tau=0.005, target_entropy=-1.0, log_std_min=-20,
+                       log_std_max=2)
+    with pytest.raises(AttributeError):
+        cfg.gamma = 0.5
+
+
+# ---- CUDA -----------------------------------------------------------------------------------
+@requires_cuda
+@pytest.mark.parametrize("compile", [False, True])
+def test_cuda_agrees_with_reference(compile):
+    for dtype, tol_one, tol_many in ((torch.float32, 1e-5, 5e-4), (torch.float64, 1e-12, 1e-10)):
+        ref, fast = twin_agents(device="cuda", dtype=dtype, compile=compile, cuda_graph=False)
+        one, many = run_twins(ref, fast, 60)
+        assert one <= tol_one, dtype
+        assert many <= tol_many, dtype
+
+
+@requires_cuda
+def test_cuda_graph_agrees_with_reference():
+    """The captured CUDA graph samples from the buffer and draws its own noise; replay the same
+    batch and noise through the reference and compare."""
+    for dtype, tol_many in ((torch.float32, 5e-4), (torch.float64, 1e-10)):
+        ref, fast = twin_agents(device="cuda", dtype=dtype, compile=True, cuda_graph=True)
+        assert fast.use_cuda_graph
+        rng = np.random.default_rng(0)
+        for _ in range(200):
+            fast.memory.store(rng.normal(size=3), rng.uniform(-1, 1, 1), rng.normal(),
+                              rng.normal(size=3), rng.uniform() < 0.1)
+        for step in range(1, 41):
+            ref.total_step = fast.total_step = step
+            fast.update_model()
+            s = fast._static
+            batch = {"obs": s["obs"].cpu().numpy(), "next_obs": s["next_obs"].cpu().numpy(),
+                     "acts": s["acts"].cpu().numpy(), "rews": s["rews"].cpu().numpy(),
+                     "done": s["done"].cpu().numpy()}
+            ref.update_model(batch, s["noise"].clone())
+        assert max_param_diff(ref, fast) <= tol_many, dtype
