@@ -22,7 +22,10 @@ def _build_cuda() -> bool:
 
 def _extension():
     cpu_sources = sorted(glob.glob("csrc/*.cpp"))
-    cxx = ["-O3"]
+    # -fopenmp: at::parallel_for is inline OpenMP code; without the flag it runs on one thread.
+    # -ffp-contract=off: no fused multiply-adds, so the kernels round like torch's eager ops.
+    cxx = ["-O3", "-fopenmp", "-ffp-contract=off"]
+    link = ["-fopenmp"]
     if _build_cuda():
         cuda_sources = sorted(glob.glob("csrc/cuda/*.cu")) + sorted(glob.glob("csrc/cuda/*.cpp"))
         return CUDAExtension(
@@ -30,8 +33,10 @@ def _extension():
             cpu_sources + cuda_sources,
             define_macros=[("FASTSAC_WITH_CUDA", "1")],
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "--expt-relaxed-constexpr"]},
+            extra_link_args=link,
         )
-    return CppExtension("fastsac._C", cpu_sources, extra_compile_args={"cxx": cxx})
+    return CppExtension("fastsac._C", cpu_sources, extra_compile_args={"cxx": cxx},
+                        extra_link_args=link)
 
 
 setup(

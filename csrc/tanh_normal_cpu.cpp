@@ -1,21 +1,54 @@
 // CPU kernels of fastsac::tanh_normal and its fused backward: one pass over the data each way.
-// Rows are split across threads with at::parallel_for only for large batches: below the grain a
-// thread hand-off costs more than the whole op (SAC batches are 128-256 rows).
+// float32 runs the AVX2 + FMA kernels of tanh_normal_cpu_avx2.cpp where the CPU has them (and
+// FASTSAC_NO_SIMD is unset); float64 and other CPUs run the portable loops below. Both
+// instantiate the same formula (tanh_normal_math.h).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
+
+#include <cstdlib>
+#include <type_traits>
 
 #include "checks.h"
 #include "tanh_normal_math.h"
 
 namespace fastsac {
+
+namespace avx2 {  // tanh_normal_cpu_avx2.cpp
+bool available();
+void forward_f32(const float* m, const float* s, const float* e, float* action, float* log_prob,
+                 int64_t rows, int64_t dim, float lo, float half_range);
+void backward_f32(const float* g_a, const float* g_lp, const float* m, const float* s,
+                  const float* e, float* g_m, float* g_s, int64_t rows, int64_t dim, float lo,
+                  float half_range);
+}  // namespace avx2
+
 namespace {
 
-constexpr int64_t kRowGrain = 4096;
+// Threads split the rows once a call has more than ~4k elements: below that a hand-off costs
+// more than it saves (SAC's batches of 128-256 rows stay on one thread).
+constexpr int64_t kElemGrain = 4096;
+inline int64_t row_grain(int64_t dim) { return dim >= kElemGrain ? 1 : kElemGrain / dim; }
+
+// FASTSAC_NO_SIMD=1 forces the portable kernels (tests compare both paths).
+bool use_avx2() {
+  static const bool use = avx2::available() && std::getenv("FASTSAC_NO_SIMD") == nullptr;
+  return use;
+}
 
 template <typename T>
 void forward_rows(const T* m, const T* s, const T* e, T* action, T* log_prob, int64_t rows,
                   int64_t dim, T lo, T half_range) {
-  at::parallel_for(0, rows, kRowGrain, [&](int64_t begin, int64_t end) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_avx2()) {
+      at::parallel_for(0, rows, row_grain(dim), [&](int64_t begin, int64_t end) {
+        const int64_t off = begin * dim;
+        avx2::forward_f32(m + off, s + off, e + off, action + off, log_prob + begin, end - begin,
+                          dim, lo, half_range);
+      });
+      return;
+    }
+  }
+  at::parallel_for(0, rows, row_grain(dim), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t base = r * dim;
       T acc = T(0);
@@ -31,7 +64,17 @@ void forward_rows(const T* m, const T* s, const T* e, T* action, T* log_prob, in
 template <typename T>
 void backward_elems(const T* g_a, const T* g_lp, const T* m, const T* s, const T* e, T* g_m,
                     T* g_s, int64_t rows, int64_t dim, T lo, T half_range) {
-  at::parallel_for(0, rows, kRowGrain, [&](int64_t begin, int64_t end) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_avx2()) {
+      at::parallel_for(0, rows, row_grain(dim), [&](int64_t begin, int64_t end) {
+        const int64_t off = begin * dim;
+        avx2::backward_f32(g_a + off, g_lp + begin, m + off, s + off, e + off, g_m + off,
+                           g_s + off, end - begin, dim, lo, half_range);
+      });
+      return;
+    }
+  }
+  at::parallel_for(0, rows, row_grain(dim), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const T g_row = g_lp[r];
       for (int64_t j = 0; j < dim; ++j) {

@@ -31,7 +31,15 @@
 #define FASTSAC_HD inline
 #endif
 
+// A translation unit compiled for another instruction set (tanh_normal_cpu_avx2.cpp) sets
+// FASTSAC_ISA before including this header, so its copies of these inline functions get their
+// own symbols and never stand in for the portable ones.
+#ifndef FASTSAC_ISA
+#define FASTSAC_ISA portable
+#endif
+
 namespace fastsac {
+inline namespace FASTSAC_ISA {
 
 constexpr double kLogSqrt2Pi = 0.91893853320467274178032973640562;  // log(sqrt(2 pi))
 constexpr double kSquashEps = 1e-7;  // the notebook's guard in log(1 - a^2 + 1e-7)
@@ -69,4 +77,5 @@ FASTSAC_HD void tanh_normal_backward_elem(T m, T s, T e, T lo, T half_range, T g
   *g_s = (g_z * e * std_ - g_lp) * half_range * (T(1) - t * t);
 }
 
+}  // namespace FASTSAC_ISA
 }  // namespace fastsac

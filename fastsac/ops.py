@@ -188,7 +188,11 @@ def polyak_(target: Sequence[torch.Tensor], source: Sequence[torch.Tensor], tau:
 
     One call (one launch per 48 tensors on CUDA) for the whole list.
     """
-    torch.ops.fastsac.polyak_(list(target), list(source), float(tau))
+    if not isinstance(target, list):
+        target = list(target)
+    if not isinstance(source, list):
+        source = list(source)
+    torch.ops.fastsac.polyak_(target, source, float(tau))
 
 
 def require_extension() -> None:

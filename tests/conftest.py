@@ -19,13 +19,4 @@ def rng():
     return np.random.default_rng(1234)
 
 
-def random_batch(rng, batch, obs_dim, act_dim):
-    """A sample_batch()-shaped dict of random transitions."""
-    acts = rng.uniform(-1, 1, size=(batch, act_dim)).astype(np.float32)
-    return {
-        "obs": rng.normal(size=(batch, obs_dim)).astype(np.float32),
-        "next_obs": rng.normal(size=(batch, obs_dim)).astype(np.float32),
-        "acts": acts.reshape(-1) if act_dim == 1 else acts,
-        "rews": rng.normal(size=batch).astype(np.float32),
-        "done": (rng.uniform(size=batch) < 0.2).astype(np.float32),
-    }
+from fastsac.agreement import random_batch  # noqa: E402,F401  (shared with fastsac check)

@@ -6,28 +6,8 @@ import pytest
 import torch
 
 from fastsac.update import UpdateConfig, sac_update
-from tests.conftest import random_batch, requires_cuda
-from tests.helpers import max_adam_diff, max_param_diff, twin_agents
-
-
-def run_twins(ref, fast, n_updates, seed=0, start_step=1):
-    """Feed both agents the same batches and noise; returns max param diff after 1 and after n."""
-    rng = np.random.default_rng(seed)
-    after_one = None
-    for i in range(n_updates):
-        batch = random_batch(rng, ref.batch_size, ref.obs_dim, ref.action_dim)
-        noise = torch.randn(ref.batch_size, ref.action_dim, dtype=torch.float64)
-        ref.total_step = fast.total_step = start_step + i
-        ref_losses = ref.update_model(batch, noise)
-        fast_losses = fast.update_model(batch, noise)
-        for r, f in zip(ref_losses, fast_losses, strict=True):
-            assert r.shape == f.shape or (r.numel() == 1 and f.numel() == 1)
-        if i == 0:
-            after_one = max_param_diff(ref, fast)
-            for r, f in zip(ref_losses, fast_losses, strict=True):
-                torch.testing.assert_close(f.cpu().double().reshape(()),
-                                           r.cpu().double().reshape(()), rtol=1e-5, atol=1e-6)
-    return after_one, max_param_diff(ref, fast)
+from tests.conftest import requires_cuda
+from tests.helpers import max_adam_diff, max_param_diff, random_batch, run_twins, twin_agents
 
 
 @pytest.mark.parametrize("dtype,tol_one,tol_many", [

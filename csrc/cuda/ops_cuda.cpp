@@ -1,6 +1,7 @@
 // Torch-facing side of the CUDA kernels: argument checks, dtype dispatch, the current stream.
 // Compiled only in CUDA builds (setup.py adds it with the .cu files).
-#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -33,7 +34,7 @@ std::tuple<at::Tensor, at::Tensor> tanh_normal_cuda(const at::Tensor& mean_raw,
     return {action, log_prob};
   }
   const int64_t rows = m.numel() / dim;
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "tanh_normal_cuda", [&] {
     check_launch(cuda::launch_tanh_normal_forward<scalar_t>(
                      m.const_data_ptr<scalar_t>(), s.const_data_ptr<scalar_t>(),
@@ -64,7 +65,7 @@ std::tuple<at::Tensor, at::Tensor> tanh_normal_backward_cuda(
   const int64_t dim = m.size(-1);
   if (dim == 0) return {g_m, g_s};
   const int64_t rows = m.numel() / dim;
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "tanh_normal_backward_cuda", [&] {
     check_launch(cuda::launch_tanh_normal_backward<scalar_t>(
                      ga.const_data_ptr<scalar_t>(), glp.const_data_ptr<scalar_t>(),
@@ -99,7 +100,7 @@ void polyak_cuda(at::TensorList target, at::TensorList source, double tau) {
   check_polyak_inputs(target, source);
   if (target.empty()) return;
   const c10::cuda::CUDAGuard guard(target[0].device());
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   // Contiguous targets are written in place; a non-contiguous one goes through a contiguous
   // copy that is written back after the launch.
   std::vector<at::Tensor> t32, s32, t64, s64, staged, originals;

@@ -1,0 +1,19 @@
+"""tanh_normal forward+backward vs the eager composite; polyak_ vs the loop and _foreach_lerp_."""
+
+import pytest
+
+from benchmarks.conftest import DEVICES, ids, run_case
+from fastsac.bench import polyak_cases, tanh_normal_cases
+
+TANH = [c for d in DEVICES for c in tanh_normal_cases(d)]
+POLYAK = [c for d in DEVICES for c in polyak_cases(d)]
+
+
+@pytest.mark.parametrize("case", TANH, ids=ids(TANH))
+def test_tanh_normal(benchmark, case):
+    run_case(benchmark, case)
+
+
+@pytest.mark.parametrize("case", POLYAK, ids=ids(POLYAK))
+def test_polyak(benchmark, case):
+    run_case(benchmark, case)
