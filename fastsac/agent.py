@@ -22,7 +22,18 @@ from torch import optim
 
 from fastsac.base import LEARNING_RATE, AgentBase
 from fastsac.buffer import ReplayBuffer
+from fastsac.flat import flatten_params
 from fastsac.update import UpdateConfig, make_update
+
+
+class _AlphaHolder:
+    """log_alpha seen as a one-parameter module, so it is flattened like the networks."""
+
+    def __init__(self, log_alpha: torch.Tensor):
+        self.log_alpha = log_alpha
+
+    def parameters(self):
+        return iter([self.log_alpha])
 
 
 class FastSAC(AgentBase):
@@ -56,12 +67,15 @@ class FastSAC(AgentBase):
             raise ValueError(f"update_threads must be None or an int >= 1, got {update_threads}")
         self.update_threads = update_threads
         super().__init__(*args, **kwargs)
+        self._flatten()
         self.use_cuda_graph = bool(cuda_graph) and self.compile and self.device.type == "cuda"
         self._action_cast = self.device.type != "cpu" or self.dtype != torch.float32
         self._cfg = UpdateConfig(
             obs_dim=self.obs_dim, gamma=self.gamma, tau=self.tau,
             target_entropy=self.target_entropy, log_std_min=self.actor.log_std_min,
-            log_std_max=self.actor.log_std_max, lr=LEARNING_RATE)
+            log_std_max=self.actor.log_std_max, lr=LEARNING_RATE,
+            shapes={"actor": self._flat["actor"].shapes, "critic_q": self._flat["qf_1"].shapes,
+                    "critic_v": self._flat["vf"].shapes})
         self._update_fn = make_update(self._cfg, self.compile, self.device)
         self._groups: tuple | None = None
         self._graphs: dict[bool, Any] = {}
@@ -82,33 +96,36 @@ class FastSAC(AgentBase):
         return ReplayBuffer(obs_dim, size, batch_size, act_dim, seed=seed, out=out)
 
     def _make_optimizer(self, params) -> optim.Optimizer:
-        # capturable on CUDA: step counts live on the device, as a CUDA graph needs. The state is
-        # created now (torch creates it at the first step) so the compiled update can own it.
-        capturable = self.device.type == "cuda"
-        opt = optim.Adam(params, lr=LEARNING_RATE, capturable=capturable)
-        for group in opt.param_groups:
-            for p in group["params"]:
-                opt.state[p] = {
-                    "step": torch.zeros((), dtype=torch.float32,
-                                        device=p.device if capturable else "cpu"),
-                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
-                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
-                }
-        return opt
+        # capturable on CUDA: step counts live on the device, as a CUDA graph needs. The state
+        # itself is created by _flatten (torch would create it at the first step).
+        return optim.Adam(params, lr=LEARNING_RATE, capturable=self.device.type == "cuda")
 
-    def _adam_group(self, opt: optim.Optimizer) -> tuple:
-        params = [p for g in opt.param_groups for p in g["params"]]
-        state = [opt.state[p] for p in params]
-        return (params, [s["exp_avg"] for s in state], [s["exp_avg_sq"] for s in state],
-                [s["step"] for s in state])
+    def _flatten(self) -> None:
+        """Lay every network's parameters and Adam state out in flat buffers (fastsac.flat)."""
+        step_device = self.device if self.device.type == "cuda" else torch.device("cpu")
+        owners = (("actor", self.actor, self.actor_optimizer),
+                  ("qf_1", self.qf_1, self.qf_1_optimizer),
+                  ("qf_2", self.qf_2, self.qf_2_optimizer),
+                  ("vf", self.vf, self.vf_optimizer),
+                  ("alpha", _AlphaHolder(self.log_alpha), self.alpha_optimizer),
+                  ("vf_target", self.vf_target, None))
+        self._flat = {name: flatten_params(list(module.parameters()), optimizer, step_device)
+                      for name, module, optimizer in owners}
 
     def _bound_groups(self) -> tuple:
-        """The tensors the update works on, gathered once (and again after ``load``)."""
+        """The flat buffers the update works on (checked to still hold the parameters)."""
         if self._groups is None:
-            self._groups = (
-                self._adam_group(self.actor_optimizer), self._adam_group(self.qf_1_optimizer),
-                self._adam_group(self.qf_2_optimizer), self._adam_group(self.vf_optimizer),
-                self._adam_group(self.alpha_optimizer), list(self.vf_target.parameters()))
+            for name, module in (("actor", self.actor), ("qf_1", self.qf_1),
+                                 ("qf_2", self.qf_2), ("vf", self.vf),
+                                 ("vf_target", self.vf_target)):
+                if not self._flat[name].owns(list(module.parameters())):
+                    raise RuntimeError(
+                        f"FastSAC.{name}'s parameters were replaced (module.to(), "
+                        "load_state_dict(assign=True), ...); FastSAC updates its own parameter "
+                        "buffers. Load weights with load_state_dict() (in place) or agent.load().")
+            f = self._flat
+            self._groups = (f["actor"].tensors(), f["qf_1"].tensors(), f["qf_2"].tensors(),
+                            f["vf"].tensors(), f["alpha"].tensors(), f["vf_target"].params)
         return self._groups
 
     def _after_load(self) -> None:
@@ -184,8 +201,7 @@ class FastSAC(AgentBase):
     # ---- CUDA graphs ----------------------------------------------------------------------------
     def _state_tensors(self) -> list[torch.Tensor]:
         groups = self._bound_groups()
-        tensors = [t for g in groups[:5] for lst in g for t in lst]
-        return tensors + list(groups[5])
+        return [t for g in groups[:5] for t in g] + [groups[5]]
 
     def _capture(self, policy_step: bool):
         """Compile (warm-up) and capture the update for one ``policy_step`` value. The warm-up

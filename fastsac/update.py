@@ -8,24 +8,28 @@ with no autograd inside the graph, no ``zero_grad``, and no work for gradients t
 computes only to throw away (Q's weight gradients from the actor loss). Agreement tests check it
 against the autograd-based reference (``fastsac.reference``) update for update.
 
-Layouts (module registration order, so they line up with the optimizers' param order):
+Every network comes in as an Adam group of flat buffers ``(params, exp_avg, exp_avg_sq,
+steps)`` (see ``fastsac.flat``): the very memory of the agent's parameters and of its
+``torch.optim.Adam`` state, updated in place, so modules and optimizer state_dicts stay valid.
+The weights are views of the parameter buffer, taken inside the graph, in module registration
+order:
     actor: [hidden1.w, hidden1.b, hidden2.w, hidden2.b, log_std_layer.w, log_std_layer.b,
             mu_layer.w, mu_layer.b]
     critics (qf_1, qf_2, vf, vf_target): [hidden1.w, hidden1.b, hidden2.w, hidden2.b, out.w, out.b]
-An Adam group is ``(params, exp_avgs, exp_avg_sqs, steps)``: the very tensors of the agent's
-``torch.optim.Adam`` state, updated in place, so optimizer state_dicts stay valid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from fastsac.flat import unflatten
+
 Tensors = Sequence[torch.Tensor]
-AdamGroup = tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]
+AdamGroup = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,9 @@ class UpdateConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     adam_eps: float = 1e-8
+    # parameter shapes of each network, in registration order (static: baked into the graph)
+    shapes: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict, compare=False,
+                                                           hash=False)
 
 
 # ---- networks, forward and backward --------------------------------------------------------
@@ -88,22 +95,18 @@ def _min_backward(g, a, b):
 
 # ---- Adam, as torch.optim.Adam computes it -------------------------------------------------
 def adam_step(group: AdamGroup, grads: Tensors, cfg: UpdateConfig) -> None:
-    """One Adam step on a parameter group (multi-tensor ops; inductor fuses them)."""
-    params, exp_avgs, exp_avg_sqs, steps = group
-    grads = list(grads)
-    torch._foreach_add_(steps, 1)
-    torch._foreach_lerp_(exp_avgs, grads, 1 - cfg.beta1)
-    torch._foreach_mul_(exp_avg_sqs, cfg.beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - cfg.beta2)
-    step = steps[0].to(params[0].dtype)  # a group's parameters share one step count
+    """One Adam step over a group's flat buffers: ``torch.optim.Adam``'s arithmetic, in one
+    fused pass (the gradients are concatenated to match the parameter buffer)."""
+    params, exp_avg, exp_avg_sq, steps = group
+    grad = torch.cat([g.reshape(-1) for g in grads])
+    steps.add_(1)
+    exp_avg.lerp_(grad, 1 - cfg.beta1)
+    exp_avg_sq.mul_(cfg.beta2).addcmul_(grad, grad, value=1 - cfg.beta2)
+    step = steps[0].to(params.dtype)  # a group's parameters share one step count
     step_size = cfg.lr / (1 - torch.pow(cfg.beta1, step))
     bias_correction2_sqrt = torch.sqrt(1 - torch.pow(cfg.beta2, step))
-    denom = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_div_(denom, bias_correction2_sqrt)
-    torch._foreach_add_(denom, cfg.adam_eps)
-    updates = torch._foreach_div(exp_avgs, denom)
-    torch._foreach_mul_(updates, step_size)
-    torch._foreach_sub_(params, updates)
+    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + cfg.adam_eps
+    params.sub_(exp_avg / denom * step_size)
 
 
 # ---- the update ----------------------------------------------------------------------------
@@ -115,7 +118,7 @@ def sac_update(
     qf_2: AdamGroup,
     vf: AdamGroup,
     alpha: AdamGroup,
-    vf_target: list[torch.Tensor],
+    vf_target: torch.Tensor,
     obs: torch.Tensor,
     next_obs: torch.Tensor,
     acts: torch.Tensor,
@@ -127,8 +130,12 @@ def sac_update(
     ``[actor_loss, qf_loss, vf_loss, alpha_loss]`` (actor_loss is 0 when ``policy_step`` is
     False). Numbers in comments are the steps of DESIGN.md's semantics list. Run under
     ``torch.no_grad()``."""
-    pa, pq1, pq2, pv = actor[0], qf_1[0], qf_2[0], vf[0]
-    log_alpha = alpha[0][0]
+    pa = unflatten(actor[0], cfg.shapes["actor"])
+    pq1 = unflatten(qf_1[0], cfg.shapes["critic_q"])
+    pq2 = unflatten(qf_2[0], cfg.shapes["critic_q"])
+    pv = unflatten(vf[0], cfg.shapes["critic_v"])
+    pvt = unflatten(vf_target, cfg.shapes["critic_v"])
+    log_alpha = alpha[0]
     batch = obs.shape[0]
     action_cols = slice(cfg.obs_dim, None)
 
@@ -147,7 +154,7 @@ def sac_update(
     alpha_now = log_alpha.exp()
 
     # (4) Q regression on r + gamma * V_target(s') * (1 - terminated)
-    v_next, _ = _critic(next_obs, vf_target)
+    v_next, _ = _critic(next_obs, pvt)
     q_target = rews + cfg.gamma * v_next * (1 - done)
     sa = torch.cat((obs, acts), dim=-1)
     q1, q1_cache = _critic(sa, pq1)
@@ -185,7 +192,7 @@ def sac_update(
                        g_mean_raw.t() @ a_h2, g_mean_raw.sum(0)]
         adam_step(actor, actor_grads, cfg)
         # Polyak before V's step: V_target blends V's pre-step parameters
-        torch.ops.fastsac.polyak_(vf_target, pv, cfg.tau)
+        torch.ops.fastsac.polyak_([vf_target], [vf[0]], cfg.tau)
     else:
         actor_loss = torch.zeros_like(vf_loss)
 
