@@ -2,7 +2,6 @@
 ``pytest benchmarks/ --benchmark-group-by=group`` to see each group's variants side by side
 (``fastsac bench`` runs the same cases interleaved and writes ratios to benchmarks/results/)."""
 
-import pytest
 import torch
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -60,7 +60,8 @@ def max_param_rel_diff(a, b) -> float:
     for name in MODULES:
         for p, q in zip(getattr(a, name).parameters(), getattr(b, name).parameters(), strict=True):
             diff = torch.linalg.vector_norm(p.detach() - q.detach().to(p.device))
-            worst = max(worst, (diff / torch.linalg.vector_norm(p.detach()).clamp_min(1e-30)).item())
+            scale = torch.linalg.vector_norm(p.detach()).clamp_min(1e-30)
+            worst = max(worst, (diff / scale).item())
     return worst
 
 

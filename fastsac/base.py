@@ -187,8 +187,9 @@ class AgentBase:
         ``plot_path`` (every tenth of the run and at the end; ``None`` disables it). Returns
         ``self.history``: one row per finished episode (frame, score, mean losses, alpha, fps).
         """
-        from fastsac.plotting import in_notebook
         from tqdm.auto import tqdm
+
+        from fastsac.plotting import in_notebook
 
         _check_int("num_frames", num_frames, 1)
         _check_int("plotting_interval", plotting_interval, 1)

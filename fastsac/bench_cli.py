@@ -93,9 +93,15 @@ def to_chart(report: dict, path: str) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("speedup over the baseline (notebook / eager reference); >1 is faster")
     ax.invert_yaxis()
-    ax.set_title(f"fastsac bench {report['date']}: {report['machine'].get('gpu') or report['machine']['cpu']}")
+    machine = report["machine"].get("gpu") or report["machine"]["cpu"]
+    ax.set_title(f"fastsac bench {report['date']}: {machine}")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
+
+
+def _by_group(cases: list[bench.Case]) -> list[list[bench.Case]]:
+    """Cases split into their groups, in first-seen order."""
+    return [[c for c in cases if c.group == g] for g in dict.fromkeys(c.group for c in cases)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,9 +119,7 @@ def run(args: argparse.Namespace) -> int:
         if "ops" in only:
             cases = bench.tanh_normal_cases(device, batches=(1, 128, 4096) if quick
                                             else (1, 128, 4096, 65536))
-            groups += [[c for c in cases if c.group == g] for g in dict.fromkeys(c.group for c in cases)]
-            cases = bench.polyak_cases(device)
-            groups += [[c for c in cases if c.group == g] for g in dict.fromkeys(c.group for c in cases)]
+            groups += _by_group(cases) + _by_group(bench.polyak_cases(device))
         if "update" in only:
             groups.append(bench.update_cases(device))
         if "select" in only:
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if "buffer" in only:
         cases = bench.buffer_cases((1_000, 100_000, 1_000_000) if quick
                                    else (1_000, 10_000, 100_000, 1_000_000))
-        groups += [[c for c in cases if c.group == g] for g in dict.fromkeys(c.group for c in cases)]
+        groups += _by_group(cases)
     micro = []
     for cases in groups:
         print(f"timing {cases[0].group} ...", flush=True)
@@ -132,14 +136,17 @@ def run(args: argparse.Namespace) -> int:
     if "e2e" in only:
         for device in devices:
             print(f"timing end-to-end training on {device} ...", flush=True)
+            # full: the notebook's 10,000 random steps first, so every agent's buffer holds
+            # 10k-16k transitions while it is timed (as in the notebook's run)
             e2e += bench.time_e2e(device, frames=300 if quick else 2000, rounds=3,
-                                  warmup_random=500 if quick else 2000,
+                                  warmup_random=500 if quick else 10_000,
                                   with_sb3=not args.no_sb3)
     info = bench.machine_info(devices[-1])
     report = {"date": datetime.date.today().isoformat(), "quick": quick, "machine": info,
               "micro": micro, "e2e": e2e, "seconds": round(time.perf_counter() - start, 1)}
     os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"{machine_slug(info)}-{report['date']}{'-quick' if quick else ''}")
+    suffix = "-quick" if quick else ""
+    stem = os.path.join(args.out, f"{machine_slug(info)}-{report['date']}{suffix}")
     with open(stem + ".json", "w") as f:
         json.dump(report, f, indent=2)
     markdown = to_markdown(report)

@@ -209,7 +209,8 @@ class ReplayBuffer:
         if n > self.max_size:  # only the newest max_size survive; skip the rest up front
             cut = n - self.max_size
             self.ptr = (self.ptr + cut) % self.max_size
-            obs, act, rew, next_obs, done = obs[cut:], act[cut:], rew[cut:], next_obs[cut:], done[cut:]
+            obs, act, rew = obs[cut:], act[cut:], rew[cut:]
+            next_obs, done = next_obs[cut:], done[cut:]
             n = self.max_size
         self.ptr = int(_store_many(self.ptr, self.max_size, self._data, obs, act, rew, next_obs,
                                    done))

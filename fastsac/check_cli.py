@@ -84,8 +84,9 @@ def op_rows(device: str, dtype: torch.dtype) -> list[Row]:
     want = [5e-3 * s_ + (1.0 - 5e-3) * t for t, s_ in zip(target, source, strict=True)]
     got = [t.to(device) for t in target]
     ops.polyak_(got, [s_.to(device) for s_ in source], 5e-3)
-    out.append(Row("polyak_", "fused op", device, max(_abs(x, y) for x, y in zip(got, want, strict=True)),
-                   max(_rel(x, y) for x, y in zip(got, want, strict=True)),
+    pairs = list(zip(got, want, strict=True))
+    out.append(Row("polyak_", "fused op", device, max(_abs(x, y) for x, y in pairs),
+                   max(_rel(x, y) for x, y in pairs),
                    TOLERANCES["polyak"][dtype == torch.float64], "abs"))
     return out
 

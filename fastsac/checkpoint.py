@@ -172,4 +172,5 @@ def load(agent, path: str | os.PathLike) -> None:
         apply(agent, state)
     except Exception as exc:
         apply(agent, snapshot)
-        raise ValueError(f"loading {os.fspath(path)!r} failed, agent left unchanged: {exc}") from exc
+        raise ValueError(
+            f"loading {os.fspath(path)!r} failed, agent left unchanged: {exc}") from exc

@@ -37,13 +37,19 @@ def _write_metrics(path: str, history: dict[str, list[float]]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import gymnasium as gym
     import numpy as np
 
     from fastsac import FastSAC, make_env
 
     device = None if args.device == "auto" else args.device
+    if args.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    try:
+        env = make_env(args.env)
+    except gym.error.Error as exc:
+        raise ValueError(f"cannot make env {args.env!r}: {exc}") from exc
     os.makedirs(args.out, exist_ok=True)
-    env = make_env(args.env)
     agent = FastSAC(env, args.memory_size, args.batch_size,
                     initial_random_steps=args.initial_random_steps, device=device,
                     seed=args.seed, compile=not args.eager)
@@ -85,7 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     handlers = {"train": cmd_train, "bench": bench_cli.run, "check": check_cli.run}
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except (ValueError, TypeError) as exc:  # bad input: say what, not where
+        print(f"fastsac {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

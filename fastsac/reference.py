@@ -62,7 +62,8 @@ class NumpyReplayBuffer:
                 "ptr": int(self.ptr), "size": int(n), "max_size": int(self.max_size)}
 
     def check_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("max_size") != self.max_size or state["obs"].shape[1:] != self.obs_buf.shape[1:]:
+        fits = state["obs"].shape[1:] == self.obs_buf.shape[1:]
+        if state.get("max_size") != self.max_size or not fits:
             raise ValueError("replay buffer state does not fit this buffer (size or dims differ)")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -203,7 +203,8 @@ def sac_update(
     return torch.stack((actor_loss, qf_loss, vf_loss, alpha_loss.reshape(())))
 
 
-def make_update(cfg: UpdateConfig, compile: bool, device: torch.device) -> Callable[..., torch.Tensor]:
+def make_update(cfg: UpdateConfig, compile: bool,
+                device: torch.device) -> Callable[..., torch.Tensor]:
     """``sac_update`` with ``cfg`` bound; compiled as one graph (``fullgraph=True``) if asked.
 
     The Python bool ``policy_step`` is specialised by dynamo: two graphs, each compiled once

@@ -251,4 +251,5 @@ def test_learning_smoke():
     random_phase = np.mean(scores[:20])  # the first 400 frames act randomly
     learned = np.mean(scores[-20:])
     assert learned > random_phase + 30, (random_phase, learned)
-    assert np.mean(agent.evaluate(10, env=make_env("fastsac-tests/PointMass-v0"))) > random_phase + 30
+    evaluated = agent.evaluate(10, env=make_env("fastsac-tests/PointMass-v0"))
+    assert np.mean(evaluated) > random_phase + 30

@@ -38,7 +38,7 @@ def assert_rel(got, want, tol, floor=0.0):
     assert torch.isfinite(got).all()
     diff = torch.linalg.vector_norm(got - want).item()
     scale = torch.linalg.vector_norm(want).item()
-    assert diff <= tol * scale + floor, f"||diff|| {diff:.3g} vs ||want|| {scale:.3g} (tol {tol:.1g})"
+    assert diff <= tol * scale + floor, f"||diff|| {diff:.3g}, ||want|| {scale:.3g}, tol {tol:.1g}"
 
 
 def _unsaturated_rows(action):
@@ -171,7 +171,8 @@ def test_polyak_matches_loop(device):
         expected = [0.005 * s + (1.0 - 0.005) * t for t, s in zip(target, source, strict=True)]
         ops.polyak_(target, source, 0.005)
         for got, want in zip(target, expected, strict=True):
-            torch.testing.assert_close(got, want, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-14)
+            atol = 1e-6 if dtype == torch.float32 else 1e-14
+            torch.testing.assert_close(got, want, rtol=0, atol=atol)
     wide = torch.randn(6, 4, device=device)
     view = wide.t()  # non-contiguous target updated in place
     src = torch.randn(4, 6, device=device)
