@@ -1,4 +1,4 @@
-// Argument checks shared by the CPU and CUDA entry points of the fastsac ops.
+// Argument checks and call preparation shared by the CPU and CUDA entry points of the ops.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -37,6 +37,55 @@ inline void check_polyak_inputs(at::TensorList target, at::TensorList source) {
     TORCH_CHECK(target[i].scalar_type() == at::kFloat || target[i].scalar_type() == at::kDouble,
                 "polyak_: float32 or float64 tensors only");
   }
+}
+
+// Contiguous inputs and freshly allocated outputs of one tanh_normal call (CPU and CUDA alike).
+struct TanhNormalCall {
+  at::Tensor m, s, e, action, log_prob;
+  int64_t rows = 0, dim = 0;
+};
+
+inline TanhNormalCall prepare_tanh_normal(const at::Tensor& mean_raw,
+                                          const at::Tensor& log_std_raw, const at::Tensor& eps) {
+  check_tanh_normal_inputs(mean_raw, log_std_raw, eps);
+  TanhNormalCall c;
+  c.m = mean_raw.contiguous();
+  c.s = log_std_raw.contiguous();
+  c.e = eps.contiguous();
+  c.action = at::empty_like(c.m, at::MemoryFormat::Contiguous);
+  c.log_prob = at::empty(log_prob_shape(c.m), c.m.options());
+  c.dim = c.m.size(-1);
+  c.rows = c.dim == 0 ? 0 : c.m.numel() / c.dim;
+  if (c.dim == 0) c.log_prob.zero_();  // an empty sum
+  return c;
+}
+
+// The same for the backward: incoming gradients made contiguous, gradient outputs allocated.
+struct TanhNormalBackwardCall {
+  at::Tensor g_a, g_lp, m, s, e, g_m, g_s;
+  int64_t rows = 0, dim = 0;
+};
+
+inline TanhNormalBackwardCall prepare_tanh_normal_backward(const at::Tensor& grad_action,
+                                                           const at::Tensor& grad_log_prob,
+                                                           const at::Tensor& mean_raw,
+                                                           const at::Tensor& log_std_raw,
+                                                           const at::Tensor& eps) {
+  check_tanh_normal_inputs(mean_raw, log_std_raw, eps);
+  TORCH_CHECK(grad_action.sizes() == mean_raw.sizes(), "tanh_normal_backward: grad_action shape");
+  TORCH_CHECK(grad_log_prob.numel() * mean_raw.size(-1) == mean_raw.numel(),
+              "tanh_normal_backward: grad_log_prob must have one value per row");
+  TanhNormalBackwardCall c;
+  c.m = mean_raw.contiguous();
+  c.s = log_std_raw.contiguous();
+  c.e = eps.contiguous();
+  c.g_a = grad_action.to(c.m.scalar_type()).contiguous();
+  c.g_lp = grad_log_prob.to(c.m.scalar_type()).contiguous();
+  c.g_m = at::empty_like(c.m, at::MemoryFormat::Contiguous);
+  c.g_s = at::empty_like(c.m, at::MemoryFormat::Contiguous);
+  c.dim = c.m.size(-1);
+  c.rows = c.dim == 0 ? 0 : c.m.numel() / c.dim;
+  return c;
 }
 
 }  // namespace fastsac

@@ -78,52 +78,51 @@ def _polyak_lists(kind: str, device):
             [torch.randn(s, generator=g).to(device) for s in shapes])
 
 
+def _polyak_loop(target, source, tau):
+    """The notebook's per-parameter Polyak loop."""
+    for t, s in zip(target, source, strict=True):
+        t.copy_(tau * s + (1.0 - tau) * t)
+
+
+POLYAK_VARIANTS = {
+    "per-parameter loop (notebook)": _polyak_loop,
+    "torch._foreach_lerp_": torch._foreach_lerp_,
+    "fastsac::polyak_": ops.polyak_,
+}
+
+
 def polyak_cases(device="cpu", tau=5e-3) -> list[Case]:
     cases = []
     for kind in ("V network", "1M-parameter list"):
-        group = f"polyak_ {kind} {device}"
+        for name, fn in POLYAK_VARIANTS.items():
 
-        def loop(kind=kind):
-            target, source = _polyak_lists(kind, device)
+            def setup(kind=kind, fn=fn):
+                target, source = _polyak_lists(kind, device)
 
-            def call():
-                for t, s in zip(target, source, strict=True):
-                    t.copy_(tau * s + (1.0 - tau) * t)
-                _sync(device)
-            return call
+                def call():
+                    fn(target, source, tau)
+                    _sync(device)
+                return call
 
-        def lerp(kind=kind):
-            target, source = _polyak_lists(kind, device)
-
-            def call():
-                torch._foreach_lerp_(target, source, tau)
-                _sync(device)
-            return call
-
-        def fused(kind=kind):
-            target, source = _polyak_lists(kind, device)
-
-            def call():
-                ops.polyak_(target, source, tau)
-                _sync(device)
-            return call
-
-        cases += [Case(group, "per-parameter loop (notebook)", loop, baseline=True),
-                  Case(group, "torch._foreach_lerp_", lerp),
-                  Case(group, "fastsac::polyak_", fused)]
+            cases.append(Case(f"polyak_ {kind} {device}", name, setup,
+                              baseline=fn is _polyak_loop))
     return cases
 
 
 # ---- buffer -----------------------------------------------------------------------------------
-def _filled(buffer_cls, n: int, batch: int = 128):
-    buf = buffer_cls(3, n, batch, 1, seed=0)
+def _fill_random(buf):
+    """Fill a buffer to capacity with random transitions (directly, not through store())."""
     rng = np.random.default_rng(0)
     buf.obs_buf[:] = rng.normal(size=buf.obs_buf.shape)
     buf.next_obs_buf[:] = rng.normal(size=buf.next_obs_buf.shape)
     buf.acts_buf[:] = rng.uniform(-1, 1, size=buf.acts_buf.shape)
-    buf.rews_buf[:] = rng.normal(size=n)
-    buf.size, buf.ptr = n, 0
+    buf.rews_buf[:] = rng.normal(size=buf.rews_buf.shape)
+    buf.size, buf.ptr = buf.max_size, 0
     return buf
+
+
+def _filled(buffer_cls, n: int, batch: int = 128):
+    return _fill_random(buffer_cls(3, n, batch, 1, seed=0))
 
 
 def buffer_cases(sizes=(1_000, 10_000, 100_000, 1_000_000)) -> list[Case]:
@@ -141,14 +140,7 @@ def buffer_cases(sizes=(1_000, 10_000, 100_000, 1_000_000)) -> list[Case]:
 # ---- the agent ------------------------------------------------------------------------------
 def _agent_with_full_buffer(cls, device, memory=100_000, **kwargs):
     agent = cls(make_env(), memory, 128, device=device, seed=0, **kwargs)
-    mem = agent.memory
-    rng = np.random.default_rng(0)
-    n = memory
-    mem.obs_buf[:] = rng.normal(size=mem.obs_buf.shape)
-    mem.next_obs_buf[:] = rng.normal(size=mem.next_obs_buf.shape)
-    mem.acts_buf[:] = rng.uniform(-1, 1, size=mem.acts_buf.shape)
-    mem.rews_buf[:] = rng.normal(size=n)
-    mem.size, mem.ptr = n, 0
+    _fill_random(agent.memory)
     return agent
 
 

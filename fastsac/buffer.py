@@ -243,35 +243,50 @@ class ReplayBuffer:
     def state_dict(self) -> dict[str, Any]:
         import torch
 
-        n = self.size
-        return {"obs": torch.from_numpy(self.obs_buf[:n].copy()),
-                "next_obs": torch.from_numpy(self.next_obs_buf[:n].copy()),
-                "acts": torch.from_numpy(self.acts_buf[:n].copy()),
-                "rews": torch.from_numpy(self.rews_buf[:n].copy()),
-                "done": torch.from_numpy(self.done_buf[:n].copy()),
-                "ptr": int(self.ptr), "size": int(n), "max_size": int(self.max_size),
+        return {**transitions_state(self),
                 "rng": torch.from_numpy(self._rng_state.view(np.int64).copy())}
 
     def check_state_dict(self, state: dict[str, Any]) -> None:
-        try:
-            n = int(state["size"])
-            ok = (state["max_size"] == self.max_size and 0 <= int(state["ptr"]) < self.max_size
-                  and tuple(state["obs"].shape) == (n, self.obs_dim)
-                  and tuple(state["next_obs"].shape) == (n, self.obs_dim)
-                  and tuple(state["acts"].shape) == (n, self.act_dim)
-                  and tuple(state["rews"].shape) == (n,) and tuple(state["done"].shape) == (n,))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"replay buffer state is malformed: {exc}") from exc
-        if not ok:
-            raise ValueError("replay buffer state does not fit this buffer (size or dims differ)")
+        check_transitions_state(self, state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.check_state_dict(state)
-        n = int(state["size"])
-        self.obs_buf[:n] = state["obs"].numpy()
-        self.next_obs_buf[:n] = state["next_obs"].numpy()
-        self.acts_buf[:n] = state["acts"].numpy()
-        self.rews_buf[:n] = state["rews"].numpy()
-        self.done_buf[:n] = state["done"].numpy()
-        self.ptr, self.size = int(state["ptr"]), n
+        load_transitions_state(self, state)
         self._rng_state[:] = state["rng"].numpy().view(np.uint64)
+
+
+FIELDS = ("obs", "next_obs", "acts", "rews", "done")
+
+
+def transitions_state(buf) -> dict[str, Any]:
+    """The stored transitions of a buffer with the notebook's ``*_buf`` arrays, as tensors
+    (checkpoints load with ``weights_only=True``, which takes tensors, not numpy arrays)."""
+    import torch
+
+    n = buf.size
+    state: dict[str, Any] = {f: torch.from_numpy(np.array(getattr(buf, f"{f}_buf")[:n]))
+                             for f in FIELDS}
+    state.update(ptr=int(buf.ptr), size=int(n), max_size=int(buf.max_size))
+    return state
+
+
+def check_transitions_state(buf, state: dict[str, Any]) -> None:
+    """Raise ValueError unless ``state`` fits ``buf`` (capacity and field shapes)."""
+    obs_dim, act_dim = buf.obs_buf.shape[1], buf.acts_buf.shape[1]
+    try:
+        n = int(state["size"])
+        shapes = {"obs": (n, obs_dim), "next_obs": (n, obs_dim), "acts": (n, act_dim),
+                  "rews": (n,), "done": (n,)}
+        ok = (state["max_size"] == buf.max_size and 0 <= int(state["ptr"]) < buf.max_size
+              and all(tuple(state[f].shape) == shapes[f] for f in FIELDS))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"replay buffer state is malformed: {exc}") from exc
+    if not ok:
+        raise ValueError("replay buffer state does not fit this buffer (size or dims differ)")
+
+
+def load_transitions_state(buf, state: dict[str, Any]) -> None:
+    check_transitions_state(buf, state)
+    n = int(state["size"])
+    for f in FIELDS:
+        getattr(buf, f"{f}_buf")[:n] = state[f].numpy()
+    buf.ptr, buf.size = int(state["ptr"]), n

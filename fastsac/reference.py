@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.distributions import Normal
 
 from fastsac.base import AgentBase
+from fastsac.buffer import check_transitions_state, load_transitions_state, transitions_state
 
 
 class NumpyReplayBuffer:
@@ -53,24 +54,13 @@ class NumpyReplayBuffer:
         return self.size
 
     def state_dict(self) -> dict[str, Any]:
-        n = self.size
-        return {"obs": torch.from_numpy(self.obs_buf[:n].copy()),
-                "next_obs": torch.from_numpy(self.next_obs_buf[:n].copy()),
-                "acts": torch.from_numpy(self.acts_buf[:n].copy()),
-                "rews": torch.from_numpy(self.rews_buf[:n].copy()),
-                "done": torch.from_numpy(self.done_buf[:n].copy()),
-                "ptr": int(self.ptr), "size": int(n), "max_size": int(self.max_size)}
+        return transitions_state(self)
 
     def check_state_dict(self, state: dict[str, Any]) -> None:
-        fits = state["obs"].shape[1:] == self.obs_buf.shape[1:]
-        if state.get("max_size") != self.max_size or not fits:
-            raise ValueError("replay buffer state does not fit this buffer (size or dims differ)")
+        check_transitions_state(self, state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        n = int(state["size"])
-        for name in ("obs", "next_obs", "acts", "rews", "done"):
-            getattr(self, f"{name}_buf")[:n] = state[name].numpy()
-        self.ptr, self.size = int(state["ptr"]), n
+        load_transitions_state(self, state)
 
 
 def tanh_normal_sample(mean_raw: torch.Tensor, log_std_raw: torch.Tensor, eps: torch.Tensor,

@@ -21,62 +21,40 @@ std::tuple<at::Tensor, at::Tensor> tanh_normal_cuda(const at::Tensor& mean_raw,
                                                     const at::Tensor& log_std_raw,
                                                     const at::Tensor& eps, double log_std_min,
                                                     double log_std_max) {
-  check_tanh_normal_inputs(mean_raw, log_std_raw, eps);
   const c10::cuda::CUDAGuard guard(mean_raw.device());
-  const auto m = mean_raw.contiguous();
-  const auto s = log_std_raw.contiguous();
-  const auto e = eps.contiguous();
-  auto action = at::empty_like(m, at::MemoryFormat::Contiguous);
-  auto log_prob = at::empty(log_prob_shape(m), m.options());
-  const int64_t dim = m.size(-1);
-  if (dim == 0) {
-    log_prob.zero_();
-    return {action, log_prob};
-  }
-  const int64_t rows = m.numel() / dim;
+  auto c = prepare_tanh_normal(mean_raw, log_std_raw, eps);
+  if (c.rows == 0) return {c.action, c.log_prob};
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "tanh_normal_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES(c.m.scalar_type(), "tanh_normal_cuda", [&] {
     check_launch(cuda::launch_tanh_normal_forward<scalar_t>(
-                     m.const_data_ptr<scalar_t>(), s.const_data_ptr<scalar_t>(),
-                     e.const_data_ptr<scalar_t>(), action.mutable_data_ptr<scalar_t>(),
-                     log_prob.mutable_data_ptr<scalar_t>(), rows, dim,
+                     c.m.const_data_ptr<scalar_t>(), c.s.const_data_ptr<scalar_t>(),
+                     c.e.const_data_ptr<scalar_t>(), c.action.mutable_data_ptr<scalar_t>(),
+                     c.log_prob.mutable_data_ptr<scalar_t>(), c.rows, c.dim,
                      static_cast<scalar_t>(log_std_min),
                      static_cast<scalar_t>(0.5 * (log_std_max - log_std_min)), stream),
                  "tanh_normal");
   });
-  return {action, log_prob};
+  return {c.action, c.log_prob};
 }
 
 std::tuple<at::Tensor, at::Tensor> tanh_normal_backward_cuda(
     const at::Tensor& grad_action, const at::Tensor& grad_log_prob, const at::Tensor& mean_raw,
     const at::Tensor& log_std_raw, const at::Tensor& eps, double log_std_min, double log_std_max) {
-  check_tanh_normal_inputs(mean_raw, log_std_raw, eps);
-  TORCH_CHECK(grad_action.sizes() == mean_raw.sizes(), "tanh_normal_backward: grad_action shape");
-  TORCH_CHECK(grad_log_prob.numel() * mean_raw.size(-1) == mean_raw.numel(),
-              "tanh_normal_backward: grad_log_prob must have one value per row");
   const c10::cuda::CUDAGuard guard(mean_raw.device());
-  const auto m = mean_raw.contiguous();
-  const auto s = log_std_raw.contiguous();
-  const auto e = eps.contiguous();
-  const auto ga = grad_action.to(m.scalar_type()).contiguous();
-  const auto glp = grad_log_prob.to(m.scalar_type()).contiguous();
-  auto g_m = at::empty_like(m, at::MemoryFormat::Contiguous);
-  auto g_s = at::empty_like(m, at::MemoryFormat::Contiguous);
-  const int64_t dim = m.size(-1);
-  if (dim == 0) return {g_m, g_s};
-  const int64_t rows = m.numel() / dim;
+  auto c = prepare_tanh_normal_backward(grad_action, grad_log_prob, mean_raw, log_std_raw, eps);
+  if (c.rows == 0) return {c.g_m, c.g_s};
   const auto stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "tanh_normal_backward_cuda", [&] {
+  AT_DISPATCH_FLOATING_TYPES(c.m.scalar_type(), "tanh_normal_backward_cuda", [&] {
     check_launch(cuda::launch_tanh_normal_backward<scalar_t>(
-                     ga.const_data_ptr<scalar_t>(), glp.const_data_ptr<scalar_t>(),
-                     m.const_data_ptr<scalar_t>(), s.const_data_ptr<scalar_t>(),
-                     e.const_data_ptr<scalar_t>(), g_m.mutable_data_ptr<scalar_t>(),
-                     g_s.mutable_data_ptr<scalar_t>(), rows, dim,
+                     c.g_a.const_data_ptr<scalar_t>(), c.g_lp.const_data_ptr<scalar_t>(),
+                     c.m.const_data_ptr<scalar_t>(), c.s.const_data_ptr<scalar_t>(),
+                     c.e.const_data_ptr<scalar_t>(), c.g_m.mutable_data_ptr<scalar_t>(),
+                     c.g_s.mutable_data_ptr<scalar_t>(), c.rows, c.dim,
                      static_cast<scalar_t>(log_std_min),
                      static_cast<scalar_t>(0.5 * (log_std_max - log_std_min)), stream),
                  "tanh_normal_backward");
   });
-  return {g_m, g_s};
+  return {c.g_m, c.g_s};
 }
 
 template <typename T>
