@@ -253,3 +253,24 @@ def test_learning_smoke():
     assert learned > random_phase + 30, (random_phase, learned)
     evaluated = agent.evaluate(10, env=make_env("fastsac-tests/PointMass-v0"))
     assert np.mean(evaluated) > random_phase + 30
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_bad_update_threads(threads):
+    with pytest.raises(ValueError, match="update_threads"):
+        FastSAC(make_env(), 100, 10, device="cpu", compile=False, update_threads=threads)
+
+
+def test_replaced_parameters_are_refused():
+    """FastSAC updates its own flat buffers; swapped-out parameter tensors are caught."""
+    agent = make(FastSAC, seed=0)
+    agent.actor.hidden1.weight = torch.nn.Parameter(agent.actor.hidden1.weight.detach().clone())
+    with pytest.raises(RuntimeError, match="parameters were replaced"):
+        agent.update_model(random_batch_for(agent))
+
+
+def random_batch_for(agent):
+    from tests.conftest import random_batch
+
+    return random_batch(np.random.default_rng(0), agent.batch_size, agent.obs_dim,
+                        agent.action_dim)
