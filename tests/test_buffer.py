@@ -83,7 +83,9 @@ def test_notebook_shapes():
     b = buf.sample_batch()
     assert b["obs"].shape == (8, 3) and b["acts"].shape == (8,) and b["rews"].shape == (8,)
     assert all(v.dtype == np.float32 for v in b.values())
-    assert buf.bytes_per_transition == 4 * (2 * 3 + 1 + 2)
+    assert buf.bytes_per_transition == 64  # 9 floats, padded to one 64-byte cache line
+    assert ReplayBuffer(17, 4, 2, act_dim=6).bytes_per_transition == 4 * 48  # 42 -> 48 floats
+    assert buf._data.ctypes.data % 64 == 0
 
 
 @pytest.mark.parametrize("args", [
