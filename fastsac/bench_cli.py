@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
         devices = [args.device]
+    if "cuda" in devices and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
     only = set(args.only.split(",")) if args.only else {"ops", "buffer", "update", "select", "e2e"}
     if args.no_e2e:
         only.discard("e2e")

@@ -171,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
         devices = [args.device]
+    if "cuda" in devices and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
     if not ops.EXTENSION_LOADED:
         print(f"WARNING: fastsac._C is not loaded ({ops.EXTENSION_ERROR}); checking the "
               "pure-torch FALLBACK ops")

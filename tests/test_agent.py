@@ -274,3 +274,13 @@ def random_batch_for(agent):
 
     return random_batch(np.random.default_rng(0), agent.batch_size, agent.obs_dim,
                         agent.action_dim)
+
+
+def test_action_normalizer_maps_and_reverses():
+    env = ActionNormalizer(gym.make("Pendulum-v1"))  # torque bounds [-2, 2]
+    assert env.action_space.low.tolist() == [-1.0] and env.action_space.high.tolist() == [1.0]
+    np.testing.assert_allclose(env.action(np.array([-1.0, 0.0, 0.5, 1.0, 3.0])),
+                               [-2.0, 0.0, 1.0, 2.0, 2.0])  # clipped to the env's bounds
+    np.testing.assert_allclose(env.reverse_action(np.array([-2.0, 1.0, 5.0])), [-1.0, 0.5, 1.0])
+    env.action_space.seed(0)
+    assert all(-1 <= env.action_space.sample()[0] <= 1 for _ in range(100))

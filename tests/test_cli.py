@@ -125,3 +125,11 @@ _real_time = bench.time_group
 def test_markdown_and_slug():
     info = {"cpu": "AMD EPYC 7B13 64-Core Processor", "cores": 2}
     assert bench_cli.machine_slug(info) == "amd-epyc-7b13-64-core-processor-2c"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+@pytest.mark.parametrize("command", ["check", "bench"])
+def test_cuda_without_gpu_is_a_clear_error(command, capsys, tmp_path):
+    args = [command, "--device", "cuda"] + (["--out", str(tmp_path)] if command == "bench" else [])
+    assert cli.main(args) == 2
+    assert "torch sees no CUDA device" in capsys.readouterr().err
