@@ -11,7 +11,7 @@ class PointMassEnv(gym.Env):
     Easy to learn (move towards the origin), so a short SAC run visibly improves.
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, render_mode=None):
         self.observation_space = spaces.Box(-10.0, 10.0, shape=(3,), dtype=np.float32)

@@ -218,7 +218,8 @@ def test_bad_spaces(agent_cls, obs_space, act_space, error, message):
     ({"policy_update_freq": 0}, ValueError, "policy_update_freq"),
     ({"batch_size": 2.0}, TypeError, "batch_size"),
     ({"dtype": torch.float16}, TypeError, "dtype"),
-    ({"device": "tpu"}, (ValueError, RuntimeError), ""),
+    ({"device": "tpu"}, ValueError, "device must be"),
+    ({"device": "meta"}, ValueError, "device must be"),
     ({"initial_random_steps": -1}, ValueError, "initial_random_steps"),
 ])
 @pytest.mark.parametrize("agent_cls", AGENTS)
