@@ -37,6 +37,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
+def devices_for(choice: str) -> list[str]:
+    """The devices a ``--device auto|cpu|cuda`` option means: auto is CPU, and CUDA if present."""
+    if choice == "auto":
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    return [choice]
+
+
 def _check_int(name: str, value: Any, low: int, high: float = math.inf) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")

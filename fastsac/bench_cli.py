@@ -16,9 +16,8 @@ import os
 import re
 import time
 
-import torch
-
 from fastsac import bench
+from fastsac.base import devices_for
 
 
 def add_parser(sub) -> None:
@@ -105,12 +104,7 @@ def _by_group(cases: list[bench.Case]) -> list[list[bench.Case]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.device == "auto":
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    else:
-        devices = [args.device]
-    if "cuda" in devices and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    devices = devices_for(args.device)
     only = set(args.only.split(",")) if args.only else {"ops", "buffer", "update", "select", "e2e"}
     if args.no_e2e:
         only.discard("e2e")

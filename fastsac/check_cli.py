@@ -17,6 +17,7 @@ import torch
 
 from fastsac import agreement, ops
 from fastsac.agent import FastSAC
+from fastsac.base import devices_for
 from fastsac.reference import tanh_normal_sample
 
 # (float32, float64) tolerances: max |diff| for parameters and Polyak; norm-wise relative for ops
@@ -167,12 +168,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.updates < 2:
         raise SystemExit("fastsac check: --updates must be >= 2")
-    if args.device == "auto":
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    else:
-        devices = [args.device]
-    if "cuda" in devices and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    devices = devices_for(args.device)
     if not ops.EXTENSION_LOADED:
         print(f"WARNING: fastsac._C is not loaded ({ops.EXTENSION_ERROR}); checking the "
               "pure-torch FALLBACK ops")
