@@ -26,16 +26,6 @@ from fastsac.flat import flatten_params
 from fastsac.update import UpdateConfig, make_update
 
 
-class _AlphaHolder:
-    """log_alpha seen as a one-parameter module, so it is flattened like the networks."""
-
-    def __init__(self, log_alpha: torch.Tensor):
-        self.log_alpha = log_alpha
-
-    def parameters(self):
-        return iter([self.log_alpha])
-
-
 class FastSAC(AgentBase):
     """Soft Actor-Critic with fused ops, a Numba buffer and a compiled update.
 
@@ -101,25 +91,26 @@ class FastSAC(AgentBase):
         # itself is created by _flatten (torch would create it at the first step).
         return optim.Adam(params, lr=LEARNING_RATE, capturable=self.device.type == "cuda")
 
+    def _param_lists(self) -> dict[str, list[torch.Tensor]]:
+        """The parameters behind each flat buffer, in registration order."""
+        return {"actor": list(self.actor.parameters()), "qf_1": list(self.qf_1.parameters()),
+                "qf_2": list(self.qf_2.parameters()), "vf": list(self.vf.parameters()),
+                "alpha": [self.log_alpha], "vf_target": list(self.vf_target.parameters())}
+
     def _flatten(self) -> None:
         """Lay every network's parameters and Adam state out in flat buffers (fastsac.flat)."""
         step_device = self.device if self.device.type == "cuda" else torch.device("cpu")
-        owners = (("actor", self.actor, self.actor_optimizer),
-                  ("qf_1", self.qf_1, self.qf_1_optimizer),
-                  ("qf_2", self.qf_2, self.qf_2_optimizer),
-                  ("vf", self.vf, self.vf_optimizer),
-                  ("alpha", _AlphaHolder(self.log_alpha), self.alpha_optimizer),
-                  ("vf_target", self.vf_target, None))
-        self._flat = {name: flatten_params(list(module.parameters()), optimizer, step_device)
-                      for name, module, optimizer in owners}
+        optimizers = {"actor": self.actor_optimizer, "qf_1": self.qf_1_optimizer,
+                      "qf_2": self.qf_2_optimizer, "vf": self.vf_optimizer,
+                      "alpha": self.alpha_optimizer, "vf_target": None}
+        self._flat = {name: flatten_params(params, optimizers[name], step_device)
+                      for name, params in self._param_lists().items()}
 
     def _bound_groups(self) -> tuple:
         """The flat buffers the update works on (checked to still hold the parameters)."""
         if self._groups is None:
-            for name, module in (("actor", self.actor), ("qf_1", self.qf_1),
-                                 ("qf_2", self.qf_2), ("vf", self.vf),
-                                 ("vf_target", self.vf_target)):
-                if not self._flat[name].owns(list(module.parameters())):
+            for name, params in self._param_lists().items():
+                if not self._flat[name].owns(params):
                     raise RuntimeError(
                         f"FastSAC.{name}'s parameters were replaced (module.to(), "
                         "load_state_dict(assign=True), ...); FastSAC updates its own parameter "
