@@ -138,15 +138,11 @@ class FastSAC(AgentBase):
             mean_raw = torch.addmv(actor.mu_layer.bias, actor.mu_layer.weight, h)
             log_std_raw = torch.addmv(actor.log_std_layer.bias, actor.log_std_layer.weight, h)
             action, _ = torch.ops.fastsac.tanh_normal(
-                mean_raw, log_std_raw, self._action_noise(mean_raw), actor.log_std_min,
+                mean_raw, log_std_raw, self._noise(mean_raw.shape), actor.log_std_min,
                 actor.log_std_max)
             if self._action_cast:
                 action = action.to("cpu", torch.float32)
             return action.numpy()
-
-    def _action_noise(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(like.shape, generator=self.generator, dtype=like.dtype,
-                           device=like.device)
 
     # ---- updating -------------------------------------------------------------------------------
     def _batch_tensors(self, batch: dict[str, Any] | None) -> list[torch.Tensor]:
@@ -172,8 +168,7 @@ class FastSAC(AgentBase):
         else:
             tensors = self._batch_tensors(batch)
             if noise is None:
-                noise = torch.randn((tensors[0].shape[0], self.action_dim), dtype=self.dtype,
-                                    device=self.device, generator=self.generator)
+                noise = self._noise((tensors[0].shape[0], self.action_dim))
             else:
                 noise = noise.to(device=self.device, dtype=self.dtype)
             threads = torch.get_num_threads()

@@ -17,7 +17,7 @@ from torch import optim
 from fastsac import checkpoint
 from fastsac.envs import space_dims
 from fastsac.networks import Actor, CriticQ, CriticV
-from fastsac.plotting import show_or_save, training_figure
+from fastsac.plotting import in_notebook, show_or_save, training_figure
 
 LEARNING_RATE = 3e-4
 
@@ -162,6 +162,10 @@ class AgentBase:
     def update_model(self, batch=None, noise=None):
         raise NotImplementedError
 
+    def _noise(self, shape) -> torch.Tensor:
+        """Standard-normal noise from the agent's own generator, on its device and dtype."""
+        return torch.randn(shape, generator=self.generator, dtype=self.dtype, device=self.device)
+
     # ---- interaction ------------------------------------------------------------------------
     def select_action(self, state: np.ndarray) -> np.ndarray:
         """Uniform random in [-1, 1] during the warm-up steps, else a sample of the policy."""
@@ -200,8 +204,6 @@ class AgentBase:
         ``self.history``: one row per finished episode (frame, score, mean losses, alpha, fps).
         """
         from tqdm.auto import tqdm
-
-        from fastsac.plotting import in_notebook
 
         _check_int("num_frames", num_frames, 1)
         _check_int("plotting_interval", plotting_interval, 1)

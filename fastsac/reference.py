@@ -88,8 +88,7 @@ class SACAgent(AgentBase):
     def _sample_actor(self, state: torch.Tensor, eps: torch.Tensor | None = None):
         mean_raw, log_std_raw = self.actor.heads(state)
         if eps is None:
-            eps = torch.randn(mean_raw.shape, generator=self.generator, dtype=mean_raw.dtype,
-                              device=mean_raw.device)
+            eps = self._noise(mean_raw.shape)
         return tanh_normal_sample(mean_raw, log_std_raw, eps, self.actor.log_std_min,
                                   self.actor.log_std_max)
 
