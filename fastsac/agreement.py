@@ -104,3 +104,24 @@ def run_twins(ref, fast, n_updates: int, seed: int = 0, start_step: int = 1,
                                                r.cpu().double().reshape(()), rtol=1e-5,
                                                atol=1e-6)
     return after_one, max_param_diff(ref, fast)
+
+
+def run_graph_twins(ref, fast, n_updates: int, seed: int = 0) -> tuple[tuple, tuple]:
+    """The CUDA-graph path samples its own batch and draws its own noise inside the graph: fill
+    ``fast``'s buffer with random transitions, then after each graph replay feed the reference the
+    batch and noise the graph used. Returns ``(max_abs, max_rel)`` parameter differences after
+    the first update and after the last."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        fast.memory.store(rng.normal(size=fast.obs_dim), rng.uniform(-1, 1, fast.action_dim),
+                          rng.normal(), rng.normal(size=fast.obs_dim), rng.uniform() < 0.1)
+    after_one = None
+    for step in range(1, n_updates + 1):
+        ref.total_step = fast.total_step = step
+        fast.update_model()
+        s = fast._static
+        batch = {k: s[k].cpu().numpy() for k in ("obs", "next_obs", "acts", "rews", "done")}
+        ref.update_model(batch, s["noise"].clone())
+        if step == 1:
+            after_one = (max_param_diff(ref, fast), max_param_rel_diff(ref, fast))
+    return after_one, (max_param_diff(ref, fast), max_param_rel_diff(ref, fast))

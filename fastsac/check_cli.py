@@ -108,24 +108,11 @@ def _update_rows(path: str, device: str, dtype: torch.dtype, n: int, fast_cls=No
 def _graph_rows(device: str, dtype: torch.dtype, n: int) -> list[Row]:
     """The CUDA-graph path draws its own batch and noise: replay them through the reference."""
     ref, fast = agreement.twin_agents(device=device, dtype=dtype, compile=True, cuda_graph=True)
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        fast.memory.store(rng.normal(size=fast.obs_dim), rng.uniform(-1, 1, fast.action_dim),
-                          rng.normal(), rng.normal(size=fast.obs_dim), rng.uniform() < 0.1)
-    one = None
-    for step in range(1, n + 1):
-        ref.total_step = fast.total_step = step
-        fast.update_model()
-        s = fast._static
-        batch = {k: s[k].cpu().numpy() for k in ("obs", "next_obs", "acts", "rews", "done")}
-        ref.update_model(batch, s["noise"].clone())
-        if step == 1:
-            one = (agreement.max_param_diff(ref, fast), agreement.max_param_rel_diff(ref, fast))
+    one, many = agreement.run_graph_twins(ref, fast, n)
     f64 = dtype == torch.float64
     return [Row("update x1", "compiled + CUDA graph", device, *one, TOLERANCES["update x1"][f64],
                 "abs"),
-            Row(f"update x{n}", "compiled + CUDA graph", device,
-                agreement.max_param_diff(ref, fast), agreement.max_param_rel_diff(ref, fast),
+            Row(f"update x{n}", "compiled + CUDA graph", device, *many,
                 TOLERANCES["update xN"][f64], "abs")]
 
 

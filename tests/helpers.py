@@ -6,6 +6,7 @@ from fastsac.agreement import (  # noqa: F401
     max_adam_diff,
     max_param_diff,
     random_batch,
+    run_graph_twins,
     run_twins,
     twin_agents,
 )
