@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 import tests.envs  # noqa: F401  (registers fastsac-tests/PointMass-v0)
 from fastsac import ActionNormalizer, FastSAC, SACAgent, make_env
-from tests.helpers import MODULES, max_param_diff
+from fastsac.agreement import MODULES, max_param_diff
 
 AGENTS = [SACAgent, FastSAC]
 NOTEBOOK_ATTRS = ("actor", "qf_1", "qf_2", "vf", "vf_target", "log_alpha", "memory",

@@ -5,9 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastsac.update import UpdateConfig, sac_update
-from tests.conftest import requires_cuda
-from tests.helpers import (
+from fastsac.agreement import (
     max_adam_diff,
     max_param_diff,
     random_batch,
@@ -15,6 +13,8 @@ from tests.helpers import (
     run_twins,
     twin_agents,
 )
+from fastsac.update import UpdateConfig, sac_update
+from tests.conftest import requires_cuda
 
 
 @pytest.mark.parametrize("dtype,tol_one,tol_many", [
