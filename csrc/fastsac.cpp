@@ -4,6 +4,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "cpu_simd.h"
+
 extern "C" {
 // `import fastsac._C` only needs to load this shared library so that the static TORCH_LIBRARY
 // registrations below run; the module itself exposes nothing.
@@ -21,4 +23,14 @@ TORCH_LIBRARY(fastsac, m) {
       "tanh_normal_backward(Tensor grad_action, Tensor grad_log_prob, Tensor mean_raw, "
       "Tensor log_std_raw, Tensor eps, float log_std_min, float log_std_max) -> (Tensor, Tensor)");
   m.def("polyak_(Tensor(a!)[] target, Tensor[] source, float tau) -> ()");
+  // a @ b for the update graph's hidden layers on CPU (gemm_cpu.cpp)
+  m.def("mm(Tensor a, Tensor b) -> Tensor");
+  // the actor's action for one state on CPU, for select_action (policy_cpu.cpp)
+  m.def(
+      "policy_action(Tensor state, Tensor[] actor, Tensor eps, float log_std_min, "
+      "float log_std_max) -> Tensor");
+  // Which SIMD build the float32 CPU kernels run (cpu_simd.h); "" asks without changing it.
+  m.def("_cpu_simd(str request) -> str", [](std::string request) {
+    return fastsac::cpu_simd(request);
+  });
 }

@@ -4,22 +4,17 @@
 //
 // The whole list is one range of elements split across threads (not one parallel region per
 // tensor): a network's tensors are small, and a list of many mid-sized tensors would otherwise
-// run each on one thread. float32 uses the AVX2 loop where the CPU has it.
+// run each on one thread. float32 runs the SIMD build of the loop (cpu_simd.h) where the CPU has one.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <vector>
 
 #include "checks.h"
+#include "cpu_simd.h"
 
 namespace fastsac {
-
-namespace avx2 {  // tanh_normal_cpu_avx2.cpp
-bool available();
-void polyak_f32(float* t, const float* s, int64_t n, float tau, float keep);
-}  // namespace avx2
 
 namespace {
 
@@ -37,10 +32,10 @@ void polyak_range(const Span& span, int64_t lo, int64_t hi, double tau) {
   const T* s = span.source.const_data_ptr<T>() + lo;
   const T vtau = static_cast<T>(tau), keep = static_cast<T>(1.0 - tau);
   if constexpr (std::is_same_v<T, float>) {
-    static const bool simd = avx2::available() && std::getenv("FASTSAC_NO_SIMD") == nullptr;
-    if (simd) {
-      avx2::polyak_f32(t, s, hi - lo, vtau, keep);
-      return;
+    switch (active_simd()) {
+      case Simd::kAvx512: avx512::polyak_f32(t, s, hi - lo, vtau, keep); return;
+      case Simd::kAvx2: avx2::polyak_f32(t, s, hi - lo, vtau, keep); return;
+      default: break;
     }
   }
   for (int64_t i = 0; i < hi - lo; ++i) t[i] = vtau * s[i] + keep * t[i];

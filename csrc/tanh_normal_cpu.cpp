@@ -1,26 +1,17 @@
 // CPU kernels of fastsac::tanh_normal and its fused backward: one pass over the data each way.
-// float32 runs the AVX2 + FMA kernels of tanh_normal_cpu_avx2.cpp where the CPU has them (and
-// FASTSAC_NO_SIMD is unset); float64 and other CPUs run the portable loops below. Both
-// instantiate the same formula (tanh_normal_math.h).
+// float32 runs the SIMD builds of the kernels (AVX-512 or AVX2, see cpu_simd.h) where the CPU has
+// them; float64 and other CPUs run the portable loops below. All instantiate the same formula
+// (tanh_normal_math.h).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <cstdlib>
 #include <type_traits>
 
 #include "checks.h"
+#include "cpu_simd.h"
 #include "tanh_normal_math.h"
 
 namespace fastsac {
-
-namespace avx2 {  // tanh_normal_cpu_avx2.cpp
-bool available();
-void forward_f32(const float* m, const float* s, const float* e, float* action, float* log_prob,
-                 int64_t rows, int64_t dim, float lo, float half_range);
-void backward_f32(const float* g_a, const float* g_lp, const float* m, const float* s,
-                  const float* e, float* g_m, float* g_s, int64_t rows, int64_t dim, float lo,
-                  float half_range);
-}  // namespace avx2
 
 namespace {
 
@@ -29,21 +20,18 @@ namespace {
 constexpr int64_t kElemGrain = 4096;
 inline int64_t row_grain(int64_t dim) { return dim >= kElemGrain ? 1 : kElemGrain / dim; }
 
-// FASTSAC_NO_SIMD=1 forces the portable kernels (tests compare both paths).
-bool use_avx2() {
-  static const bool use = avx2::available() && std::getenv("FASTSAC_NO_SIMD") == nullptr;
-  return use;
-}
 
 template <typename T>
 void forward_rows(const T* m, const T* s, const T* e, T* action, T* log_prob, int64_t rows,
                   int64_t dim, T lo, T half_range) {
   if constexpr (std::is_same_v<T, float>) {
-    if (use_avx2()) {
+    const Simd simd = active_simd();
+    if (simd != Simd::kPortable) {
+      const auto kernel = simd == Simd::kAvx512 ? avx512::forward_f32 : avx2::forward_f32;
       at::parallel_for(0, rows, row_grain(dim), [&](int64_t begin, int64_t end) {
         const int64_t off = begin * dim;
-        avx2::forward_f32(m + off, s + off, e + off, action + off, log_prob + begin, end - begin,
-                          dim, lo, half_range);
+        kernel(m + off, s + off, e + off, action + off, log_prob + begin, end - begin, dim, lo,
+               half_range);
       });
       return;
     }
@@ -65,11 +53,13 @@ template <typename T>
 void backward_elems(const T* g_a, const T* g_lp, const T* m, const T* s, const T* e, T* g_m,
                     T* g_s, int64_t rows, int64_t dim, T lo, T half_range) {
   if constexpr (std::is_same_v<T, float>) {
-    if (use_avx2()) {
+    const Simd simd = active_simd();
+    if (simd != Simd::kPortable) {
+      const auto kernel = simd == Simd::kAvx512 ? avx512::backward_f32 : avx2::backward_f32;
       at::parallel_for(0, rows, row_grain(dim), [&](int64_t begin, int64_t end) {
         const int64_t off = begin * dim;
-        avx2::backward_f32(g_a + off, g_lp + begin, m + off, s + off, e + off, g_m + off,
-                           g_s + off, end - begin, dim, lo, half_range);
+        kernel(g_a + off, g_lp + begin, m + off, s + off, e + off, g_m + off, g_s + off,
+               end - begin, dim, lo, half_range);
       });
       return;
     }

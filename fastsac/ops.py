@@ -1,9 +1,9 @@
 """The fused ops of fastsac: ``torch.ops.fastsac.tanh_normal`` and ``torch.ops.fastsac.polyak_``.
 
 Loads the C++/CUDA extension ``fastsac._C`` (which defines the schemas and the CPU/CUDA kernels)
-and registers, from Python, what torch.compile and autograd need: fake kernels (shape
-propagation without data) and the autograd formula of ``tanh_normal`` (its hand-written fused
-backward, ``tanh_normal_backward``).
+and registers, from Python, what torch.compile needs: fake kernels (shape propagation without
+data). The autograd formula of ``tanh_normal`` (its hand-written fused backward,
+``tanh_normal_backward``) is registered by the extension in C++, and from here for the fallback.
 
 If the extension is missing, the same schemas are defined here with pure-torch kernels so that
 everything still runs, slower, and a loud ``RuntimeWarning`` says so. ``EXTENSION_LOADED`` tells
@@ -27,6 +27,8 @@ __all__ = [
     "polyak_",
     "require_extension",
     "has_cuda_kernels",
+    "cpu_simd",
+    "CPU_SIMD_BUILDS",
 ]
 
 LOG_STD_MIN = -20.0
@@ -41,6 +43,9 @@ _SCHEMAS = {
     "Tensor mean_raw, Tensor log_std_raw, Tensor eps, float log_std_min, float log_std_max) "
     "-> (Tensor, Tensor)",
     "polyak_": "polyak_(Tensor(a!)[] target, Tensor[] source, float tau) -> ()",
+    "mm": "mm(Tensor a, Tensor b) -> Tensor",
+    "policy_action": "policy_action(Tensor state, Tensor[] actor, Tensor eps, "
+    "float log_std_min, float log_std_max) -> Tensor",
 }
 
 try:
@@ -80,6 +85,15 @@ def _tanh_normal_backward_torch(grad_action, grad_log_prob, mean_raw, log_std_ra
     return g_mean_raw, g_log_std_raw
 
 
+def _policy_action_torch(state, actor, eps, log_std_min, log_std_max):
+    w1, b1, w2, b2, w_ls, b_ls, w_mu, b_mu = actor
+    h = torch.relu(torch.nn.functional.linear(state, w1, b1))
+    h = torch.relu(torch.nn.functional.linear(h, w2, b2))
+    return _tanh_normal_torch(torch.nn.functional.linear(h, w_mu, b_mu),
+                              torch.nn.functional.linear(h, w_ls, b_ls), eps, log_std_min,
+                              log_std_max)[0]
+
+
 def _polyak_torch(target, source, tau):
     for t, s in zip(target, source, strict=True):
         t.copy_(tau * s + (1.0 - tau) * t)
@@ -101,6 +115,8 @@ if not EXTENSION_LOADED:  # pragma: no cover - exercised only on broken installs
         "tanh_normal_backward", _tanh_normal_backward_torch, "CompositeExplicitAutograd"
     )
     _fallback_lib.impl("polyak_", _polyak_torch, "CompositeExplicitAutograd")
+    _fallback_lib.impl("mm", torch.mm, "CompositeExplicitAutograd")
+    _fallback_lib.impl("policy_action", _policy_action_torch, "CompositeExplicitAutograd")
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,6 +143,19 @@ def _polyak_fake(target, source, tau):
     return None
 
 
+@torch.library.register_fake("fastsac::policy_action")
+def _policy_action_fake(state, actor, eps, log_std_min, log_std_max):
+    return state.new_empty((actor[6].shape[0],))
+
+
+@torch.library.register_fake("fastsac::mm")
+def _mm_fake(a, b):
+    torch._check(a.dim() == 2 and b.dim() == 2 and a.shape[1] == b.shape[0])
+    return a.new_empty((a.shape[0], b.shape[1]))
+
+
+
+
 # --------------------------------------------------------------------------------------------
 # Autograd of tanh_normal: d/dmean_raw and d/dlog_std_raw in one fused backward op.
 # --------------------------------------------------------------------------------------------
@@ -148,11 +177,27 @@ def _tanh_normal_autograd_backward(ctx, grad_action, grad_log_prob):
     return g_mean, g_log_std, None, None, None
 
 
-torch.library.register_autograd(
-    "fastsac::tanh_normal",
-    _tanh_normal_autograd_backward,
-    setup_context=_tanh_normal_setup_context,
-)
+# The extension registers these same formulas in C++ (csrc/autograd.cpp: a Python autograd
+# wrapper costs more than the fused kernels at SAC's batch sizes, and runs even under no_grad);
+# the fallback has no C++, so it gets them from here.
+def _mm_setup_context(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _mm_autograd_backward(ctx, grad):
+    a, b = ctx.saved_tensors
+    return torch.ops.fastsac.mm(grad, b.t()), torch.ops.fastsac.mm(a.t(), grad)
+
+
+if not EXTENSION_LOADED:  # pragma: no cover - exercised only on broken installs
+    torch.library.register_autograd(
+        "fastsac::tanh_normal",
+        _tanh_normal_autograd_backward,
+        setup_context=_tanh_normal_setup_context,
+    )
+    torch.library.register_autograd(
+        "fastsac::mm", _mm_autograd_backward, setup_context=_mm_setup_context
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,6 +245,22 @@ def require_extension() -> None:
     if not EXTENSION_LOADED:
         raise RuntimeError(f"fastsac._C is not loaded ({EXTENSION_ERROR}); the pure-torch "
                            "fallback is running. Rebuild: pip install --no-build-isolation -e .")
+
+
+CPU_SIMD_BUILDS = ("portable", "avx2", "avx512")
+
+
+def cpu_simd(request: str | None = None) -> str:
+    """The build of the float32 CPU kernels in use: ``"portable"``, ``"avx2"`` or ``"avx512"``.
+
+    The best one this CPU has is picked at start-up (``FASTSAC_CPU_SIMD`` overrides it). Pass a
+    name to switch, for this process; a build the CPU lacks raises ``RuntimeError``. All builds
+    compute the same formula; they differ in speed and, by an ulp or so, in float32 rounding.
+    """
+    require_extension()
+    if request is not None and request not in CPU_SIMD_BUILDS:
+        raise ValueError(f"cpu_simd: {request!r} is not one of {CPU_SIMD_BUILDS}")
+    return torch.ops.fastsac._cpu_simd(request or "")
 
 
 def has_cuda_kernels() -> bool:

@@ -19,4 +19,33 @@ def rng():
     return np.random.default_rng(1234)
 
 
+def simd_builds() -> list[str]:
+    """The SIMD builds of the CPU kernels this CPU can run (fastsac.ops.cpu_simd)."""
+    from fastsac import ops
+
+    builds = []
+    previous = ops.cpu_simd()
+    for name in ops.CPU_SIMD_BUILDS:
+        try:
+            ops.cpu_simd(name)
+            builds.append(name)
+        except RuntimeError:
+            pass
+    ops.cpu_simd(previous)
+    return builds
+
+
+@pytest.fixture(params=["portable", "avx2", "avx512"])
+def simd(request):
+    """Runs a test on each SIMD build of the float32 CPU kernels this CPU has."""
+    from fastsac import ops
+
+    if request.param not in simd_builds():
+        pytest.skip(f"this CPU has no {request.param} kernels")
+    previous = ops.cpu_simd()
+    ops.cpu_simd(request.param)
+    yield request.param
+    ops.cpu_simd(previous)
+
+
 from fastsac.agreement import random_batch  # noqa: E402,F401  (shared with fastsac check)

@@ -5,7 +5,7 @@ import torch
 
 from fastsac import ops
 from fastsac.reference import tanh_normal_sample
-from tests.conftest import CUDA, requires_cuda
+from tests.conftest import CUDA, requires_cuda, simd_builds
 
 LO, HI = ops.LOG_STD_MIN, ops.LOG_STD_MAX
 
@@ -181,6 +181,122 @@ def test_polyak_matches_loop(device):
     torch.testing.assert_close(wide.t(), want)
 
 
+def test_best_simd_build_is_the_default():
+    assert "portable" in simd_builds()
+    assert ops.cpu_simd() == simd_builds()[-1]
+    with pytest.raises(ValueError, match="not one of"):
+        ops.cpu_simd("sse9")
+
+
+# sizes around the vector widths (8, 16) and the 512-element chunk of the forward, and a row
+# longer than a chunk
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (37, 6), (128, 6), (97, 1), (2, 700)])
+def test_simd_builds_match_float64(simd, shape):
+    m, s, e = _inputs(shape, torch.float32, scale=2.0, seed=11)
+    g = torch.Generator().manual_seed(12)
+    g_a = torch.randn(shape, generator=g)
+    g_lp = torch.randn((*shape[:-1], 1), generator=g)
+    action, log_prob = ops.tanh_normal(m, s, e)
+    grads = torch.ops.fastsac.tanh_normal_backward(g_a, g_lp, m, s, e, LO, HI)
+    m64, s64, e64 = m.double(), s.double(), e.double()
+    want_action, want_log_prob = ops.tanh_normal(m64, s64, e64)  # float64: portable loops
+    want_grads = torch.ops.fastsac.tanh_normal_backward(g_a.double(), g_lp.double(), m64, s64,
+                                                        e64, LO, HI)
+    torch.testing.assert_close(action.double(), want_action, rtol=1e-5, atol=1e-6)
+    rows = _unsaturated_rows(want_action)
+    assert_rel(log_prob[rows], want_log_prob[rows], 1e-5)
+    for got, want in zip(grads, want_grads, strict=True):
+        assert_rel(got[rows], want[rows], 1e-4, floor=1e-5)
+
+
+def test_simd_rows_do_not_depend_on_the_batch(simd):
+    """A row's float32 result is the same bits alone or at any place in a batch (the last
+    partial vector runs the same code as the full ones)."""
+    m, s, e = _inputs((45, 6), torch.float32, scale=2.0, seed=13)
+    g_a, g_lp = torch.randn(45, 6), torch.randn(45, 1)
+    batch = ops.tanh_normal(m, s, e)
+    batch_grads = torch.ops.fastsac.tanh_normal_backward(g_a, g_lp, m, s, e, LO, HI)
+    for r in (0, 17, 44):
+        one = ops.tanh_normal(m[r:r + 1], s[r:r + 1], e[r:r + 1])
+        one_grads = torch.ops.fastsac.tanh_normal_backward(g_a[r:r + 1], g_lp[r:r + 1],
+                                                           m[r:r + 1], s[r:r + 1], e[r:r + 1],
+                                                           LO, HI)
+        for x, y in zip((*one, *one_grads), (*batch, *batch_grads), strict=True):
+            assert torch.equal(x, y[r:r + 1])
+
+
+def test_simd_polyak_rounds_like_the_loop(simd):
+    g = torch.Generator().manual_seed(14)
+    target = [torch.randn(n, generator=g) for n in (1, 15, 16, 17, 129, 40000)]
+    source = [torch.randn_like(t) for t in target]
+    want = [0.005 * s + (1.0 - 0.005) * t for t, s in zip(target, source, strict=True)]
+    ops.polyak_(target, source, 0.005)
+    for got, w in zip(target, want, strict=True):
+        assert torch.equal(got, w)
+
+
+# (M, K, N): SAC's 128-wide layers, tile edges (8 rows, 32 columns), K = 1, and the narrow
+# outputs that the op hands to torch.mm
+MM_SHAPES = [(128, 128, 128), (37, 5, 40), (128, 4, 128), (128, 1, 128), (9, 128, 17),
+             (1, 128, 128), (128, 128, 1), (0, 3, 16), (3, 0, 16)]
+
+
+@pytest.mark.parametrize("shape", MM_SHAPES)
+def test_mm_matches_torch(simd, shape):
+    m, k, n = shape
+    g = torch.Generator().manual_seed(m * 1000 + k * 10 + n)
+    a, b = torch.randn(m, k, generator=g), torch.randn(k, n, generator=g)
+    want = a.double() @ b.double()
+    for a_in, b_in in ((a, b), (a.t().contiguous().t(), b), (a, b.t().contiguous().t())):
+        got = torch.ops.fastsac.mm(a_in, b_in)  # transposed a: strided reads; transposed b: copy
+        assert got.shape == (m, n) and got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5 * max(k, 1) ** 0.5)
+    a64, b64 = a.double(), b.double()
+    torch.testing.assert_close(torch.ops.fastsac.mm(a64, b64), a64 @ b64, rtol=1e-12, atol=1e-12)
+
+
+def test_mm_bits_do_not_depend_on_threads():
+    a, b = torch.randn(128, 128), torch.randn(128, 128)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = torch.ops.fastsac.mm(a, b)
+        torch.set_num_threads(2)
+        two = torch.ops.fastsac.mm(a, b)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+def test_opcheck_mm():
+    for dtype in (torch.float32, torch.float64):
+        for m, k, n in ((8, 4, 32), (5, 3, 2), (33, 17, 40)):
+            a = torch.randn(m, k, dtype=dtype, requires_grad=True)
+            b = torch.randn(k, n, dtype=dtype, requires_grad=True)
+            torch.library.opcheck(torch.ops.fastsac.mm.default, (a, b))
+            torch.library.opcheck(torch.ops.fastsac.mm.default, (a.detach().t(), a.detach()))
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        torch.ops.fastsac.mm(torch.randn(2, 3), torch.randn(4, 5))
+
+
+def test_policy_action_matches_fallback_and_opcheck():
+    from fastsac.networks import Actor
+
+    for dtype in (torch.float32, torch.float64):
+        actor = Actor(5, 3).to(dtype)
+        params = [p.detach() for p in actor.parameters()]
+        state, eps = torch.randn(5, dtype=dtype), torch.randn(3, dtype=dtype)
+        got = torch.ops.fastsac.policy_action(state, params, eps, LO, HI)
+        want = ops._policy_action_torch(state, params, eps, LO, HI)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        torch.library.opcheck(torch.ops.fastsac.policy_action.default,
+                              (state, params, eps, LO, HI))
+    with pytest.raises(RuntimeError, match="8 parameters"):
+        torch.ops.fastsac.policy_action(state, params[:6], eps, LO, HI)
+    with pytest.raises(RuntimeError, match="do not chain"):
+        torch.ops.fastsac.policy_action(torch.randn(4, dtype=dtype), params, eps, LO, HI)
+
+
 def test_bad_inputs_raise():
     m = torch.randn(4, 2)
     with pytest.raises(RuntimeError, match="same shape"):
@@ -195,7 +311,8 @@ def test_bad_inputs_raise():
 
 @pytest.mark.compile
 def test_compile_fullgraph_uses_both_ops():
-    """Both ops trace into one graph with no break, and run through inductor."""
+    """Both ops trace into one graph with no break, run through inductor, and the C++ autograd
+    of tanh_normal traces into the compiled backward."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
 
@@ -209,10 +326,14 @@ def test_compile_fullgraph_uses_both_ops():
     targets = [torch.randn(3, 3), torch.randn(3)]
     sources = [torch.randn(3, 3), torch.randn(3)]
     eager_targets = [t.clone() for t in targets]
-    want = step(m, s, e, eager_targets, sources)
-    got = compiled(m, s, e, targets, sources)
-    for x, y in zip(got, want, strict=True):
-        torch.testing.assert_close(x, y)
+    results = []
+    for fn, tgt in ((step, eager_targets), (compiled, targets)):
+        mg, sg = m.clone().requires_grad_(), s.clone().requires_grad_()
+        out = fn(mg, sg, e, tgt, sources)
+        (out[0].sum() + out[1]).backward()
+        results.append((*out, mg.grad, sg.grad))
+    for got, want in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, want)
     for x, y in zip(targets, eager_targets, strict=True):
         torch.testing.assert_close(x, y)
     assert not torch._dynamo.utils.counters["graph_break"]

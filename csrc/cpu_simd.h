@@ -1,0 +1,60 @@
+// Which SIMD kernels the CPU ops run, and the kernels of each instruction set.
+//
+// The float32 CPU kernels of tanh_normal and polyak_ come in three builds of the same code:
+// portable (scalar C++), AVX2 + FMA (8 floats) and AVX-512 (16 floats). The best one the CPU
+// has is picked once; FASTSAC_CPU_SIMD=portable|avx2|avx512 at start-up, or the op
+// fastsac::_cpu_simd at run time (fastsac.ops.cpu_simd), picks another, so tests can hold every
+// build to the same formula. float64 always runs the portable loops.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace fastsac {
+
+enum class Simd : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+
+Simd active_simd();
+// "" leaves the choice as it is; "portable", "avx2" or "avx512" switches (an error if this CPU
+// or build lacks it). Returns the name of the active build.
+std::string cpu_simd(const std::string& request);
+
+// The kernels of one instruction set (tanh_normal_cpu_avx2.cpp, tanh_normal_cpu_avx512.cpp),
+// over contiguous float32 rows of `dim` elements.
+#define FASTSAC_DECLARE_SIMD_KERNELS(isa)                                                      \
+  namespace isa {                                                                               \
+  bool available();                                                                             \
+  void forward_f32(const float* m, const float* s, const float* e, float* action,              \
+                   float* log_prob, int64_t rows, int64_t dim, float lo, float half_range);     \
+  void backward_f32(const float* g_a, const float* g_lp, const float* m, const float* s,       \
+                    const float* e, float* g_m, float* g_s, int64_t rows, int64_t dim, float lo, \
+                    float half_range);                                                          \
+  void polyak_f32(float* t, const float* s, int64_t n, float tau, float keep);                 \
+  }
+FASTSAC_DECLARE_SIMD_KERNELS(avx2)
+FASTSAC_DECLARE_SIMD_KERNELS(avx512)
+#undef FASTSAC_DECLARE_SIMD_KERNELS
+
+// What an ISA's file defines where its instruction set cannot be built (not x86-64 GCC): the
+// entry points exist, and available() is false, so nothing calls them.
+#define FASTSAC_SIMD_UNAVAILABLE(isa)                                                          \
+  namespace fastsac {                                                                           \
+  namespace isa {                                                                               \
+  bool available() { return false; }                                                            \
+  void forward_f32(const float*, const float*, const float*, float*, float*, int64_t, int64_t, \
+                   float, float) {}                                                             \
+  void backward_f32(const float*, const float*, const float*, const float*, const float*,      \
+                    float*, float*, int64_t, int64_t, float, float) {}                          \
+  void polyak_f32(float*, const float*, int64_t, float, float) {}                              \
+  }                                                                                             \
+  }
+
+// The AVX-512 matrix product of fastsac::mm (gemm_cpu_avx512.cpp): C[m,n] = A[m,k] * B[k,n], B and
+// C contiguous row-major, A(i,j) at a[i * sam + j * sak]. The work is a grid of output tiles;
+// gemm_f32_tiles computes tiles [tile_begin, tile_end) of gemm_tiles(m, n).
+namespace avx512 {
+int64_t gemm_tiles(int64_t m, int64_t n);
+void gemm_f32_tiles(const float* a, int64_t sam, int64_t sak, const float* b, float* c,
+                    int64_t m, int64_t n, int64_t k, int64_t tile_begin, int64_t tile_end);
+}  // namespace avx512
+
+}  // namespace fastsac
