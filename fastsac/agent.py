@@ -14,15 +14,18 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 import torch
 from torch import optim
 
+from fastsac import ops
 from fastsac.base import LEARNING_RATE, AgentBase
 from fastsac.buffer import ReplayBuffer
 from fastsac.flat import flatten_params
+from fastsac.threads import ThreadTuner
 from fastsac.update import UpdateConfig, make_update
 
 
@@ -36,8 +39,10 @@ class FastSAC(AgentBase):
         compile: ``True`` (default) compiles the update as one graph with ``torch.compile``;
             ``False`` runs the same update function eagerly (no compile time).
         cuda_graph: on CUDA, replay the compiled update as a CUDA graph (default ``True``).
-        update_threads: CPU threads used inside ``update_model``; ``None`` (default) leaves
-            torch's thread count alone.
+        update_threads: CPU threads used inside ``update_model``: ``"auto"`` (default) times
+            updates on 1 thread and on torch's thread count and keeps the faster, re-checked as
+            training goes on (:mod:`fastsac.threads`); an int fixes the count; ``None`` leaves
+            torch's setting alone. Results do not depend on it.
 
     Example:
         >>> env = fastsac.make_env("Pendulum-v1")
@@ -46,32 +51,39 @@ class FastSAC(AgentBase):
     """
 
     def __init__(self, *args, compile: bool = True, cuda_graph: bool = True,
-                 update_threads: int | None = None, **kwargs):
+                 update_threads: int | str | None = "auto", **kwargs):
         self.compile = bool(compile)
-        # CPU threads while updating; None (default) keeps torch's setting. Measured on 2 cores
-        # with the flat parameter layout: 0.70-0.73 ms per compiled update on 2 threads, 0.99-1.02
-        # ms on 1 (a 128x128x128 product: 25 vs 44 us). Before the flat layout, ~100 tiny Adam
-        # kernels each paid an OpenMP hand-off and 1 thread was faster (1.15 vs 1.25 ms).
-        if update_threads is not None and (isinstance(update_threads, bool)
-                                           or not isinstance(update_threads, int)
-                                           or update_threads < 1):
-            raise ValueError(f"update_threads must be None or an int >= 1, got {update_threads}")
+        if update_threads not in (None, "auto") and (isinstance(update_threads, bool)
+                                                     or not isinstance(update_threads, int)
+                                                     or update_threads < 1):
+            raise ValueError("update_threads must be 'auto', None or an int >= 1, got "
+                             f"{update_threads!r}")
         self.update_threads = update_threads
         super().__init__(*args, **kwargs)
         self._flatten()
         self.use_cuda_graph = bool(cuda_graph) and self.compile and self.device.type == "cuda"
         self._action_cast = self.device.type != "cpu" or self.dtype != torch.float32
+        self._np_dtype = np.float64 if self.dtype == torch.float64 else np.float32
         self._cfg = UpdateConfig(
             obs_dim=self.obs_dim, gamma=self.gamma, tau=self.tau,
             target_entropy=self.target_entropy, log_std_min=self.actor.log_std_min,
             log_std_max=self.actor.log_std_max, lr=LEARNING_RATE,
             shapes={"actor": self._flat["actor"].shapes, "critic_q": self._flat["qf_1"].shapes,
-                    "critic_v": self._flat["vf"].shapes})
-        self._update_fn = make_update(self._cfg, self.compile, self.device, self.update_threads)
+                    "critic_v": self._flat["vf"].shapes},
+            tiled_mm=self._tiled_products())
+        self._update_fn = make_update(self._cfg, self.compile, self.device)
+        self._thread_tuner = (ThreadTuner((1, torch.get_num_threads()), self.policy_update_freq)
+                              if update_threads == "auto" and self.device.type == "cpu" else None)
         self._groups: tuple | None = None
         self._graphs: dict[bool, Any] = {}
         self._static: dict[str, torch.Tensor] = {}
         self._copy_done: torch.cuda.Event | None = None
+
+    def _tiled_products(self) -> bool:
+        """Whether the update's hidden-layer products go through fastsac::mm (fastsac.update.
+        Products): on CPU, in float32, where the extension runs its AVX-512 kernels."""
+        return (self.device.type == "cpu" and self.dtype == torch.float32
+                and ops.EXTENSION_LOADED and ops.cpu_simd() == "avx512")
 
     # ---- buffer and optimizers ----------------------------------------------------------------
     def _make_memory(self, obs_dim, size, batch_size, act_dim, seed):
@@ -118,6 +130,7 @@ class FastSAC(AgentBase):
             f = self._flat
             self._groups = (f["actor"].tensors(), f["qf_1"].tensors(), f["qf_2"].tensors(),
                             f["vf"].tensors(), f["alpha"].tensors(), f["vf_target"].params)
+            self._actor_params = list(self.actor.parameters())  # for policy_action
         return self._groups
 
     def _after_load(self) -> None:
@@ -126,9 +139,17 @@ class FastSAC(AgentBase):
 
     # ---- acting ---------------------------------------------------------------------------------
     def _policy_action(self, state: np.ndarray) -> np.ndarray:
-        # One state: matrix-vector products on the actor's tensors and the fused head, under
-        # inference mode (no autograd records, no Distribution objects): ~3x the notebook's path.
+        # One state, no autograd records, no Distribution objects. On CPU the whole actor runs
+        # in one call of fastsac::policy_action (~9 us); elsewhere matrix-vector products and
+        # the fused head (~3x the notebook's path either way, see BENCHMARKS.md).
         actor = self.actor
+        if self.device.type == "cpu":
+            self._bound_groups()  # checks, once, that the parameters are still the agent's
+            with torch.inference_mode():
+                x = torch.from_numpy(np.asarray(state, dtype=self._np_dtype).reshape(-1))
+                return torch.ops.fastsac.policy_action(
+                    x, self._actor_params, self._noise((self.action_dim,)), actor.log_std_min,
+                    actor.log_std_max).numpy().astype(np.float32, copy=False)
         with torch.inference_mode():
             x = torch.from_numpy(np.asarray(state, dtype=np.float32).reshape(-1))
             if self._action_cast:
@@ -171,19 +192,34 @@ class FastSAC(AgentBase):
                 noise = self._noise((tensors[0].shape[0], self.action_dim))
             else:
                 noise = noise.to(device=self.device, dtype=self.dtype)
-            threads = torch.get_num_threads()
-            narrow = (self.device.type == "cpu" and self.update_threads is not None
-                      and threads != self.update_threads)
-            if narrow:
-                torch.set_num_threads(self.update_threads)
-            try:
-                with torch.no_grad():
-                    losses = self._update_fn(policy_step, *self._bound_groups(), *tensors, noise)
-            finally:
-                if narrow:
-                    torch.set_num_threads(threads)
+            losses = self._run_update(policy_step, tensors, noise)
         actor_loss = losses[0] if policy_step else torch.zeros(1)
         return actor_loss, losses[1], losses[2], losses[3]
+
+    def _run_update(self, policy_step: bool, tensors: list[torch.Tensor],
+                    noise: torch.Tensor) -> torch.Tensor:
+        """The update function on the CPU thread count of ``update_threads``."""
+        tuner = self._thread_tuner
+        if tuner is not None:
+            wanted = tuner.threads()
+        elif isinstance(self.update_threads, int) and self.device.type == "cpu":
+            wanted = self.update_threads
+        else:
+            wanted = None  # torch's setting
+        threads = torch.get_num_threads()
+        switch = wanted is not None and wanted != threads
+        if switch:
+            torch.set_num_threads(wanted)
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                losses = self._update_fn(policy_step, *self._bound_groups(), *tensors, noise)
+        finally:
+            if switch:
+                torch.set_num_threads(threads)
+        if tuner is not None:
+            tuner.record(wanted or threads, time.perf_counter() - start)
+        return losses
 
     # ---- CUDA graphs ----------------------------------------------------------------------------
     def _state_tensors(self) -> list[torch.Tensor]:

@@ -46,43 +46,70 @@ class UpdateConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     adam_eps: float = 1e-8
+    tiled_mm: bool = False  # hidden-layer products through fastsac::mm (see Products)
     # parameter shapes of each network, in registration order (static: baked into the graph)
     shapes: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict, compare=False,
                                                            hash=False)
 
 
 # ---- networks, forward and backward --------------------------------------------------------
-def _trunk(x, p):
+@dataclass
+class Products:
+    """The update's large matrix products: those of the 128-wide hidden layers, forward and
+    backward (17 per policy step, over half of a CPU update's time).
+
+    ``tiled=False``: torch's products (cuBLAS on CUDA, MKL on CPU). ``tiled=True`` (CPU):
+    ``fastsac::mm``, whose register-tiled AVX-512 kernel runs a 128 x 128 x 128 product in
+    ~14 us where MKL takes ~24 us on the 2-core Zen 5 VM of BENCHMARKS.md (the op uses MKL itself
+    where its kernel would not pay: other CPUs, float64, narrow outputs).
+    """
+
+    tiled: bool
+    _packed: dict = field(default_factory=dict)  # hidden2 weights, transposed once per update
+
+    def hidden(self, h1, p):
+        """relu(h1 @ W2^T + b2): the second layer of a trunk."""
+        if not self.tiled:
+            return torch.relu(F.linear(h1, p[2], p[3]))
+        w_t = self._packed.get(id(p[2]))
+        if w_t is None:  # both Q(s, a) and Q(s, new_a) use it: transpose once
+            w_t = self._packed[id(p[2])] = p[2].t().contiguous()
+        return torch.relu(torch.ops.fastsac.mm(h1, w_t) + p[3])
+
+    def mm(self, a, b):
+        return torch.ops.fastsac.mm(a, b) if self.tiled else a @ b
+
+
+def _trunk(x, p, mm: Products):
     """The two ReLU layers every network starts with; returns both activations."""
     h1 = torch.relu(F.linear(x, p[0], p[1]))
-    h2 = torch.relu(F.linear(h1, p[2], p[3]))
-    return h1, h2
+    return h1, mm.hidden(h1, p)
 
 
-def _trunk_backward(g_h2, x, h1, h2, p):
+def _trunk_backward(g_h2, x, h1, h2, p, mm: Products):
     """Gradients of the trunk's weights from dL/dh2."""
     g_a2 = torch.where(h2 > 0, g_h2, 0.0)
-    g_a1 = torch.where(h1 > 0, g_a2 @ p[2], 0.0)
-    return [g_a1.t() @ x, g_a1.sum(0), g_a2.t() @ h1, g_a2.sum(0)]
+    g_a1 = torch.where(h1 > 0, mm.mm(g_a2, p[2]), 0.0)
+    return [g_a1.t() @ x, g_a1.sum(0), mm.mm(g_a2.t(), h1), g_a2.sum(0)]
 
 
-def _critic(x, p):
-    h1, h2 = _trunk(x, p)
+def _critic(x, p, mm: Products):
+    h1, h2 = _trunk(x, p, mm)
     return F.linear(h2, p[4], p[5]), (x, h1, h2)
 
 
-def _critic_backward(g_out, cache, p):
+def _critic_backward(g_out, cache, p, mm: Products):
     """Weight gradients of a critic from dL/dout."""
     x, h1, h2 = cache
-    grads = _trunk_backward(g_out @ p[4], x, h1, h2, p)
+    grads = _trunk_backward(g_out @ p[4], x, h1, h2, p, mm)
     return [*grads, g_out.t() @ h2, g_out.sum(0)]
 
 
-def _critic_input_grad(g_out, cache, p, input_cols: slice):
+def _critic_input_grad(g_out, cache, p, input_cols: slice, mm: Products):
     """dL/dx[:, input_cols] of a critic, without its weight gradients."""
     x, h1, h2 = cache
     g_a2 = torch.where(h2 > 0, g_out @ p[4], 0.0)
-    g_a1 = torch.where(h1 > 0, g_a2 @ p[2], 0.0)
+    g_a1 = torch.where(h1 > 0, mm.mm(g_a2, p[2]), 0.0)
     return g_a1 @ p[0][:, input_cols]
 
 
@@ -136,11 +163,12 @@ def sac_update(
     pv = unflatten(vf[0], cfg.shapes["critic_v"])
     pvt = unflatten(vf_target, cfg.shapes["critic_v"])
     log_alpha = alpha[0]
+    mm = Products(cfg.tiled_mm)
     batch = obs.shape[0]
     action_cols = slice(cfg.obs_dim, None)
 
     # (2) one actor forward through the fused op
-    a_h1, a_h2 = _trunk(obs, pa)
+    a_h1, a_h2 = _trunk(obs, pa, mm)
     log_std_raw = F.linear(a_h2, pa[4], pa[5])
     mean_raw = F.linear(a_h2, pa[6], pa[7])
     new_action, log_prob = torch.ops.fastsac.tanh_normal(
@@ -154,40 +182,40 @@ def sac_update(
     alpha_now = log_alpha.exp()
 
     # (4) Q regression on r + gamma * V_target(s') * (1 - terminated)
-    v_next, _ = _critic(next_obs, pvt)
+    v_next, _ = _critic(next_obs, pvt, mm)
     q_target = rews + cfg.gamma * v_next * (1 - done)
     sa = torch.cat((obs, acts), dim=-1)
-    q1, q1_cache = _critic(sa, pq1)
-    q2, q2_cache = _critic(sa, pq2)
+    q1, q1_cache = _critic(sa, pq1, mm)
+    q2, q2_cache = _critic(sa, pq2, mm)
     q1_err, q2_err = q1 - q_target, q2 - q_target
     qf_loss = (q1_err * q1_err).mean() + (q2_err * q2_err).mean()
 
     # (5) V regression on min Q(s, new_action) - alpha * log_prob
-    v, v_cache = _critic(obs, pv)
+    v, v_cache = _critic(obs, pv, mm)
     s_new = torch.cat((obs, new_action), dim=-1)
-    q1_new, q1_new_cache = _critic(s_new, pq1)
-    q2_new, q2_new_cache = _critic(s_new, pq2)
+    q1_new, q1_new_cache = _critic(s_new, pq1, mm)
+    q2_new, q2_new_cache = _critic(s_new, pq2, mm)
     q_min = torch.minimum(q1_new, q2_new)
     v_err = v - (q_min - alpha_now * log_prob)
     vf_loss = (v_err * v_err).mean()
 
     scale = 2.0 / batch  # d/dx mean((x - y)^2) = 2 (x - y) / batch
-    q1_grads = _critic_backward(q1_err * scale, q1_cache, pq1)
-    q2_grads = _critic_backward(q2_err * scale, q2_cache, pq2)
-    v_grads = _critic_backward(v_err * scale, v_cache, pv)
+    q1_grads = _critic_backward(q1_err * scale, q1_cache, pq1, mm)
+    q2_grads = _critic_backward(q2_err * scale, q2_cache, pq2, mm)
+    v_grads = _critic_backward(v_err * scale, v_cache, pv, mm)
 
     if policy_step:
         # (6) actor loss mean(alpha * log_prob - (min Q - V)); its path into Q's weights is
         # never formed; only dL/d(new_action) flows back through the critics' inputs.
         actor_loss = (alpha_now * log_prob - (q_min - v)).mean()
         g_q1_new, g_q2_new = _min_backward(torch.full_like(q_min, -1.0 / batch), q1_new, q2_new)
-        g_action = (_critic_input_grad(g_q1_new, q1_new_cache, pq1, action_cols)
-                    + _critic_input_grad(g_q2_new, q2_new_cache, pq2, action_cols))
+        g_action = (_critic_input_grad(g_q1_new, q1_new_cache, pq1, action_cols, mm)
+                    + _critic_input_grad(g_q2_new, q2_new_cache, pq2, action_cols, mm))
         g_log_prob = (alpha_now / batch).expand_as(log_prob)
         g_mean_raw, g_log_std_raw = torch.ops.fastsac.tanh_normal_backward(
             g_action, g_log_prob, mean_raw, log_std_raw, noise, cfg.log_std_min, cfg.log_std_max)
         g_h2 = g_log_std_raw @ pa[4] + g_mean_raw @ pa[6]
-        trunk_grads = _trunk_backward(g_h2, obs, a_h1, a_h2, pa)
+        trunk_grads = _trunk_backward(g_h2, obs, a_h1, a_h2, pa, mm)
         actor_grads = [*trunk_grads, g_log_std_raw.t() @ a_h2, g_log_std_raw.sum(0),
                        g_mean_raw.t() @ a_h2, g_mean_raw.sum(0)]
         adam_step(actor, actor_grads, cfg)
@@ -203,13 +231,12 @@ def sac_update(
     return torch.stack((actor_loss, qf_loss, vf_loss, alpha_loss.reshape(())))
 
 
-def make_update(cfg: UpdateConfig, compile: bool, device: torch.device,
-                cpu_threads: int | None = None) -> Callable[..., torch.Tensor]:
+def make_update(cfg: UpdateConfig, compile: bool,
+                device: torch.device) -> Callable[..., torch.Tensor]:
     """``sac_update`` with ``cfg`` bound; compiled as one graph (``fullgraph=True``) if asked.
 
     The Python bool ``policy_step`` is specialised by dynamo: two graphs, each compiled once
-    per process (inductor's on-disk cache makes later processes cheaper). ``cpu_threads`` is
-    the thread count the CPU update will run with.
+    per process (inductor's on-disk cache makes later processes cheaper).
     """
 
     def update(policy_step, *tensors):
@@ -222,9 +249,10 @@ def make_update(cfg: UpdateConfig, compile: bool, device: torch.device,
         # The C++ wrapper calls the graph's ~100 kernels from C++ instead of Python: measured
         # 1.15 -> 1.05 ms per update on a 2-core CPU. (On CUDA the CUDA graph removes that cost.)
         options["cpp_wrapper"] = True
-        # Inductor bakes the thread count into the graph it generates, but its on-disk cache
-        # does not tell graphs compiled under different counts apart: a graph compiled on 1
-        # thread and run on 2 measured 1.05-1.09 ms, one compiled on 2 measured 0.71-0.74 ms.
-        # Naming the count makes it part of the cache key.
-        options["cpp.threads"] = int(cpu_threads or torch.get_num_threads())
+        # The graph's own kernels (Adam, activations, losses: ~17k-element loops) run on one
+        # thread: split across threads, each costs an OpenMP fork and join worth more than the
+        # loop. The products (fastsac::mm, or torch's mm) still use torch's thread count at run
+        # time, which FastSAC's update_threads sets; one compiled graph serves every count.
+        # (Inductor bakes this into the graph; naming it also keys its on-disk cache.)
+        options["cpp.threads"] = 1
     return torch.compile(update, fullgraph=True, dynamic=False, options=options)

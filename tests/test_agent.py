@@ -256,7 +256,26 @@ def test_learning_smoke():
     assert np.mean(evaluated) > random_phase + 30
 
 
-@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "fastsac-tests/PointMass-v0"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_select_action_is_the_actor_sample(env_id, dtype):
+    """FastSAC's one-state path (fastsac::policy_action on CPU) is the actor's sample for the
+    same noise."""
+    agent = FastSAC(make_env(env_id), 1000, 32, initial_random_steps=0, device="cpu", seed=0,
+                    dtype=dtype, compile=False)
+    state = np.linspace(-0.5, 0.7, agent.obs_dim).astype(np.float32)
+    before = agent.generator.get_state()
+    action = agent.select_action(state)
+    agent.generator.set_state(before)
+    eps = agent._noise((agent.action_dim,))
+    with torch.no_grad():
+        want, _ = agent.actor(torch.as_tensor(state, dtype=dtype), eps)
+    assert action.shape == (agent.action_dim,) and action.dtype == np.float32
+    tol = 1e-6 if dtype == torch.float32 else 1e-7
+    np.testing.assert_allclose(action, want.float().numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "fast"])
 def test_bad_update_threads(threads):
     with pytest.raises(ValueError, match="update_threads"):
         FastSAC(make_env(), 100, 10, device="cpu", compile=False, update_threads=threads)

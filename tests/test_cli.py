@@ -71,7 +71,7 @@ class _PerturbedTau(FastSAC):
         from fastsac.update import make_update
 
         self._cfg = replace(self._cfg, tau=self._cfg.tau * 1.02)
-        self._update_fn = make_update(self._cfg, self.compile, self.device, self.update_threads)
+        self._update_fn = make_update(self._cfg, self.compile, self.device)
 
 
 def test_check_fails_on_perturbed_update(monkeypatch, capsys):

@@ -1,0 +1,75 @@
+"""The CPU thread count of FastSAC's updates, chosen by timing them (``update_threads="auto"``).
+
+Why: an update is a few dozen products of 128 x 128 matrices. Splitting each across threads pays
+on idle cores (2 threads: 0.51 ms per update against 0.62 ms on 1, on the 2-core VM of
+BENCHMARKS.md) and costs dearly when the cores are shared: with other work on the machine (a
+second training run, a noisy neighbour) every split waits for the busiest core, and the same
+update took 0.93 ms on 2 threads against 0.66 ms on 1. Which one wins changes while a run goes
+on, so the tuner times both at the start and again every ``recheck_every`` updates (a probe is
+20 updates; at 1000 it costs well under 1%). Each count is its own dynamo graph (dynamo guards
+on the thread count); the second one comes from inductor's cache, and the first probe run of a
+count that includes it loses to the median.
+
+The update's results do not depend on the thread count (fastsac::mm gives each output tile to one
+thread; the compiled graph's other kernels run on one), so switching never changes what is
+learned, only how fast.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+
+class ThreadTuner:
+    """Chooses among ``candidates`` thread counts by timing short runs of updates.
+
+    Probing alternates the candidates in runs of ``block`` updates (the policy-update period, so
+    every run holds the same mix of actor and critic-only steps) for ``rounds`` rounds and keeps
+    the candidate with the smallest median run time. Use: ``n = tuner.threads()`` before an
+    update, ``tuner.record(n, seconds)`` after it.
+    """
+
+    def __init__(self, candidates: tuple[int, ...], block: int = 2, rounds: int = 5,
+                 recheck_every: int = 1000, skip: int = 4):
+        if not candidates or any(c < 1 for c in candidates):
+            raise ValueError(f"thread candidates must be >= 1, got {candidates}")
+        self.candidates = tuple(dict.fromkeys(candidates))
+        self.block, self.rounds, self.recheck_every = block, rounds, recheck_every
+        self.choice = self.candidates[-1]
+        self._skip = skip  # the first updates compile: their times say nothing
+        self._plan: list[int] = []
+        self._runs: dict[int, list[float]] = {}
+        self._run_time = 0.0
+        self._since_probe = recheck_every  # probe as soon as the skipped updates are done
+
+    @property
+    def probing(self) -> bool:
+        return bool(self._plan)
+
+    def threads(self) -> int:
+        """The thread count for the next update."""
+        if self._skip > 0 or len(self.candidates) == 1:
+            return self.choice
+        if not self._plan and self._since_probe >= self.recheck_every:
+            self._plan = [c for _ in range(self.rounds) for c in self.candidates
+                          for _ in range(self.block)]
+            self._runs = {c: [] for c in self.candidates}
+            self._run_time = 0.0
+        return self._plan[0] if self._plan else self.choice
+
+    def record(self, threads: int, seconds: float) -> None:
+        """The wall time of the update that just ran on ``threads`` threads."""
+        if self._skip > 0:
+            self._skip -= 1
+            return
+        if not self._plan:
+            self._since_probe += 1
+            return
+        self._plan.pop(0)
+        self._run_time += seconds
+        if not self._plan or self._plan[0] != threads:  # the end of a run
+            self._runs[threads].append(self._run_time)
+            self._run_time = 0.0
+        if not self._plan:
+            self.choice = min(self.candidates, key=lambda c: statistics.median(self._runs[c]))
+            self._since_probe = 0

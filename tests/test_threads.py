@@ -1,0 +1,75 @@
+"""The thread tuner behind FastSAC(update_threads="auto"), and the invariance it relies on: an
+update's results are the same bits on any CPU thread count."""
+
+import pytest
+import torch
+
+from fastsac import FastSAC, make_env
+from fastsac.bench import _fill_random
+from fastsac.threads import ThreadTuner
+
+
+def drive(tuner, cost, updates):
+    """Runs `updates` updates whose time on n threads is cost(n, i); returns the counts used."""
+    used = []
+    for i in range(updates):
+        n = tuner.threads()
+        used.append(n)
+        tuner.record(n, cost(n, i))
+    return used
+
+
+def test_tuner_keeps_the_faster_count_and_rechecks():
+    tuner = ThreadTuner((1, 2), block=2, rounds=3, recheck_every=50, skip=4)
+    # 1 thread is faster at first, 2 threads once the machine frees up (update 100 on)
+    used = drive(tuner, lambda n, i: (1.0 if n == 1 else 1.5) if i < 100 else
+                 (1.0 if n == 2 else 1.5), 300)
+    assert used[:4] == [2, 2, 2, 2]  # compile-time updates: the default
+    assert used[4:16] == [1, 1, 2, 2] * 3  # probe: runs of `block`, alternated, `rounds` times
+    assert tuner.choice == 2 and not tuner.probing
+    assert used[16:66] == [1] * 50  # chose 1 thread, until the recheck
+    assert used[-1] == 2
+
+
+def test_tuner_compares_whole_runs():
+    """Policy and critic-only updates alternate in cost; runs of `block` updates hold both, so
+    the tuner is not fooled by the phase a candidate happens to land on."""
+    tuner = ThreadTuner((1, 2), block=2, rounds=5, recheck_every=10_000, skip=0)
+    drive(tuner, lambda n, i: (3.0 if i % 2 == 0 else 1.0) * (0.9 if n == 2 else 1.0), 20)
+    assert tuner.choice == 2
+
+
+def test_tuner_with_one_candidate_never_probes():
+    tuner = ThreadTuner((1, 1), skip=0)
+    assert drive(tuner, lambda n, i: 1.0, 10) == [1] * 10
+    with pytest.raises(ValueError):
+        ThreadTuner((0, 2))
+
+
+def _update_params(threads):
+    agent = FastSAC(make_env(), 1000, 128, device="cpu", seed=3, compile=False,
+                    update_threads=threads)
+    _fill_random(agent.memory)
+    for step in range(1, 5):
+        agent.total_step = step
+        agent.update_model()
+    return [p.detach().clone() for p in agent.actor.parameters()] + [
+        p.detach().clone() for p in agent.qf_1.parameters()]
+
+
+def test_update_bits_do_not_depend_on_threads():
+    if torch.get_num_threads() < 2:
+        pytest.skip("needs 2 threads")
+    for one, two in zip(_update_params(1), _update_params(2), strict=True):
+        assert torch.equal(one, two)
+
+
+def test_auto_threads_runs_on_cpu():
+    agent = FastSAC(make_env(), 1000, 32, device="cpu", seed=0, compile=False)
+    assert agent.update_threads == "auto" and agent._thread_tuner is not None
+    _fill_random(agent.memory)
+    threads = torch.get_num_threads()
+    for step in range(1, 30):
+        agent.total_step = step
+        agent.update_model()
+    assert torch.get_num_threads() == threads  # restored after every update
