@@ -62,7 +62,8 @@ class FastSAC(AgentBase):
         super().__init__(*args, **kwargs)
         self._flatten()
         self.use_cuda_graph = bool(cuda_graph) and self.compile and self.device.type == "cuda"
-        self._action_cast = self.device.type != "cpu" or self.dtype != torch.float32
+        # host arrays (batches, actions) are CPU float32: other devices and dtypes need a cast
+        self._needs_cast = self.device.type != "cpu" or self.dtype != torch.float32
         self._np_dtype = np.float64 if self.dtype == torch.float64 else np.float32
         self._cfg = UpdateConfig(
             obs_dim=self.obs_dim, gamma=self.gamma, tau=self.tau,
@@ -152,7 +153,7 @@ class FastSAC(AgentBase):
                     actor.log_std_max).numpy().astype(np.float32, copy=False)
         with torch.inference_mode():
             x = torch.from_numpy(np.asarray(state, dtype=np.float32).reshape(-1))
-            if self._action_cast:
+            if self._needs_cast:
                 x = x.to(self.device, self.dtype)
             h = torch.relu(torch.addmv(actor.hidden1.bias, actor.hidden1.weight, x))
             h = torch.relu(torch.addmv(actor.hidden2.bias, actor.hidden2.weight, h))
@@ -161,7 +162,7 @@ class FastSAC(AgentBase):
             action, _ = torch.ops.fastsac.tanh_normal(
                 mean_raw, log_std_raw, self._noise(mean_raw.shape), actor.log_std_min,
                 actor.log_std_max)
-            if self._action_cast:
+            if self._needs_cast:
                 action = action.to("cpu", torch.float32)
             return action.numpy()
 
@@ -170,9 +171,11 @@ class FastSAC(AgentBase):
         """obs, next_obs, acts, rews, done on the agent's device and dtype."""
         if batch is None:
             self.memory.sample_batch()  # writes into self._host_batch
-            host = self._host_batch
             keys = ("obs", "next_obs", "acts", "rews", "done")
-            return [host[k].to(self.device, self.dtype, non_blocking=True) for k in keys]
+            if not self._needs_cast:  # the host tensors are the batch
+                return [self._host_batch[k] for k in keys]
+            return [self._host_batch[k].to(self.device, self.dtype, non_blocking=True)
+                    for k in keys]
         shapes = (("obs", self.obs_dim), ("next_obs", self.obs_dim), ("acts", self.action_dim),
                   ("rews", 1), ("done", 1))
         return [torch.as_tensor(np.asarray(batch[k]), dtype=self.dtype,

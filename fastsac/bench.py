@@ -109,6 +109,30 @@ def polyak_cases(device="cpu", tau=5e-3) -> list[Case]:
     return cases
 
 
+def mm_cases(sizes=((128, 128, 128), (256, 128, 128))) -> list[Case]:
+    """The update's hidden-layer products on CPU: torch.mm (MKL) vs fastsac::mm, with a
+    plain and a transposed left operand (weight gradients read activations transposed)."""
+    cases = []
+    for m, k, n in sizes:
+        for transposed in (False, True):
+            group = f"mm {m}x{k} @ {k}x{n}{' (a transposed)' if transposed else ''} cpu"
+
+            def make(fn, m=m, k=k, n=n, transposed=transposed):
+                def setup():
+                    g = torch.Generator().manual_seed(0)
+                    a = torch.randn((k, m) if transposed else (m, k), generator=g)
+                    a = a.t() if transposed else a
+                    b = torch.randn(k, n, generator=g)
+                    return lambda: fn(a, b)
+                return setup
+
+            cases.append(Case(group, "torch.mm (MKL)", make(torch.mm), baseline=True,
+                              params={"m": m, "k": k, "n": n}))
+            cases.append(Case(group, f"fastsac::mm ({ops.cpu_simd()} build)",
+                              make(torch.ops.fastsac.mm), params={"m": m, "k": k, "n": n}))
+    return cases
+
+
 # ---- buffer -----------------------------------------------------------------------------------
 def _fill_random(buf):
     """Fill a buffer to capacity with random transitions (directly, not through store())."""

@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
             cases = bench.tanh_normal_cases(device, batches=(1, 128, 4096) if quick
                                             else (1, 128, 4096, 65536))
             groups += _by_group(cases) + _by_group(bench.polyak_cases(device))
+            if device == "cpu":
+                groups += _by_group(bench.mm_cases(((128, 128, 128),) if quick else
+                                                   ((128, 128, 128), (256, 128, 128))))
         if "update" in only:
             groups.append(bench.update_cases(device))
         if "select" in only:

@@ -89,7 +89,32 @@ def op_rows(device: str, dtype: torch.dtype) -> list[Row]:
     out.append(Row("polyak_", "fused op", device, max(_abs(x, y) for x, y in pairs),
                    max(_rel(x, y) for x, y in pairs),
                    TOLERANCES["polyak"][dtype == torch.float64], "abs"))
+    if torch.device(device).type == "cpu":
+        out += _cpu_op_rows(g, dtype, tol_op)
     return out
+
+
+def _cpu_op_rows(g: torch.Generator, dtype: torch.dtype, tol: float) -> list[Row]:
+    """The CPU-only ops: fastsac::mm (the update's products) against a float64 product, and
+    fastsac::policy_action (select_action) against the actor's composite formula."""
+    from fastsac.networks import Actor
+
+    a, b = (torch.randn(128, 128, generator=g, dtype=torch.float64) for _ in range(2))
+    got = torch.ops.fastsac.mm(a.to(dtype).t(), b.to(dtype))
+    want = a.t() @ b
+    rows = [Row(f"mm ({ops.cpu_simd()} build)", "fused op", "cpu", _abs(got, want),
+                _rel(got, want), tol, "rel")]
+    actor = Actor(3, 6).double()
+    state, eps = (torch.randn(n, generator=g, dtype=torch.float64) for n in (3, 6))
+    with torch.no_grad():
+        want, _ = tanh_normal_sample(*actor.heads(state), eps, ops.LOG_STD_MIN,
+                                     ops.LOG_STD_MAX)
+        got = torch.ops.fastsac.policy_action(
+            state.to(dtype), [p.to(dtype) for p in actor.parameters()], eps.to(dtype),
+            ops.LOG_STD_MIN, ops.LOG_STD_MAX)
+    rows.append(Row("policy_action", "fused op", "cpu", _abs(got, want), _rel(got, want), tol,
+                    "rel"))
+    return rows
 
 
 def _update_rows(path: str, device: str, dtype: torch.dtype, n: int, fast_cls=None,

@@ -65,16 +65,17 @@ class Products:
     """
 
     tiled: bool
-    _packed: dict = field(default_factory=dict)  # hidden2 weights, transposed once per update
+
+    def prepare(self, p: list[torch.Tensor]) -> list[torch.Tensor]:
+        """A network's parameter list, with its hidden2 weight transposed once for this update
+        appended when tiled (both Q(s, a) and Q(s, new_a) use it)."""
+        return [*p, p[2].t().contiguous()] if self.tiled else p
 
     def hidden(self, h1, p):
-        """relu(h1 @ W2^T + b2): the second layer of a trunk."""
+        """relu(h1 @ W2^T + b2): the second layer of a trunk (``p`` from ``prepare``)."""
         if not self.tiled:
             return torch.relu(F.linear(h1, p[2], p[3]))
-        w_t = self._packed.get(id(p[2]))
-        if w_t is None:  # both Q(s, a) and Q(s, new_a) use it: transpose once
-            w_t = self._packed[id(p[2])] = p[2].t().contiguous()
-        return torch.relu(torch.ops.fastsac.mm(h1, w_t) + p[3])
+        return torch.relu(torch.ops.fastsac.mm(h1, p[-1]) + p[3])
 
     def mm(self, a, b):
         return torch.ops.fastsac.mm(a, b) if self.tiled else a @ b
@@ -157,13 +158,13 @@ def sac_update(
     ``[actor_loss, qf_loss, vf_loss, alpha_loss]`` (actor_loss is 0 when ``policy_step`` is
     False). Numbers in comments are the steps of DESIGN.md's semantics list. Run under
     ``torch.no_grad()``."""
-    pa = unflatten(actor[0], cfg.shapes["actor"])
-    pq1 = unflatten(qf_1[0], cfg.shapes["critic_q"])
-    pq2 = unflatten(qf_2[0], cfg.shapes["critic_q"])
-    pv = unflatten(vf[0], cfg.shapes["critic_v"])
-    pvt = unflatten(vf_target, cfg.shapes["critic_v"])
-    log_alpha = alpha[0]
     mm = Products(cfg.tiled_mm)
+    pa = mm.prepare(unflatten(actor[0], cfg.shapes["actor"]))
+    pq1 = mm.prepare(unflatten(qf_1[0], cfg.shapes["critic_q"]))
+    pq2 = mm.prepare(unflatten(qf_2[0], cfg.shapes["critic_q"]))
+    pv = mm.prepare(unflatten(vf[0], cfg.shapes["critic_v"]))
+    pvt = mm.prepare(unflatten(vf_target, cfg.shapes["critic_v"]))
+    log_alpha = alpha[0]
     batch = obs.shape[0]
     action_cols = slice(cfg.obs_dim, None)
 
