@@ -132,3 +132,18 @@ def test_cuda_graph_agrees_with_reference():
         (one, _), (many, _) = run_graph_twins(ref, fast, 40)
         assert one <= tol_one, dtype
         assert many <= tol_many, dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_power_cap_changes_no_result(dtype):
+    """The capped step count of Adam's beta ** step (no libm underflow path) gives the same
+    bias corrections, bit for bit, at every step."""
+    from fastsac.update import _power_step
+
+    t = torch.arange(1, 200_000, dtype=dtype)
+    for beta in (0.9, 0.999):
+        capped = _power_step(t, beta)
+        assert capped.max() < t.max()  # the cap is reached
+        assert torch.equal(1 - torch.pow(beta, t), 1 - torch.pow(beta, capped))
+        assert torch.equal(torch.sqrt(1 - torch.pow(beta, t)),
+                           torch.sqrt(1 - torch.pow(beta, capped)))
