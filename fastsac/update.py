@@ -61,8 +61,8 @@ class Products:
 
     ``tiled=False``: torch's products (cuBLAS on CUDA, MKL on CPU). ``tiled=True`` (CPU):
     ``fastsac::mm``, whose register-tiled AVX-512 kernel runs a 128 x 128 x 128 product in
-    ~14 us where MKL takes ~24 us on the 2-core Zen 5 VM of BENCHMARKS.md (the op uses MKL itself
-    where its kernel would not pay: other CPUs, float64, narrow outputs).
+    11-12 us where MKL takes 23-29 us on the 2-core Zen 5 VM of BENCHMARKS.md (the op uses MKL
+    itself where its kernel would not pay: other CPUs, float64, narrow outputs).
     """
 
     tiled: bool
@@ -82,36 +82,36 @@ class Products:
         return torch.ops.fastsac.mm(a, b) if self.tiled else a @ b
 
 
-def _trunk(x, p, mm: Products):
+def _trunk(x, p, prod: Products):
     """The two ReLU layers every network starts with; returns both activations."""
     h1 = torch.relu(F.linear(x, p[0], p[1]))
-    return h1, mm.hidden(h1, p)
+    return h1, prod.hidden(h1, p)
 
 
-def _trunk_backward(g_h2, x, h1, h2, p, mm: Products):
+def _trunk_backward(g_h2, x, h1, h2, p, prod: Products):
     """Gradients of the trunk's weights from dL/dh2."""
     g_a2 = torch.where(h2 > 0, g_h2, 0.0)
-    g_a1 = torch.where(h1 > 0, mm.mm(g_a2, p[2]), 0.0)
-    return [g_a1.t() @ x, g_a1.sum(0), mm.mm(g_a2.t(), h1), g_a2.sum(0)]
+    g_a1 = torch.where(h1 > 0, prod.mm(g_a2, p[2]), 0.0)
+    return [g_a1.t() @ x, g_a1.sum(0), prod.mm(g_a2.t(), h1), g_a2.sum(0)]
 
 
-def _critic(x, p, mm: Products):
-    h1, h2 = _trunk(x, p, mm)
+def _critic(x, p, prod: Products):
+    h1, h2 = _trunk(x, p, prod)
     return F.linear(h2, p[4], p[5]), (x, h1, h2)
 
 
-def _critic_backward(g_out, cache, p, mm: Products):
+def _critic_backward(g_out, cache, p, prod: Products):
     """Weight gradients of a critic from dL/dout."""
     x, h1, h2 = cache
-    grads = _trunk_backward(g_out @ p[4], x, h1, h2, p, mm)
+    grads = _trunk_backward(g_out @ p[4], x, h1, h2, p, prod)
     return [*grads, g_out.t() @ h2, g_out.sum(0)]
 
 
-def _critic_input_grad(g_out, cache, p, input_cols: slice, mm: Products):
+def _critic_input_grad(g_out, cache, p, input_cols: slice, prod: Products):
     """dL/dx[:, input_cols] of a critic, without its weight gradients."""
     x, h1, h2 = cache
     g_a2 = torch.where(h2 > 0, g_out @ p[4], 0.0)
-    g_a1 = torch.where(h1 > 0, mm.mm(g_a2, p[2]), 0.0)
+    g_a1 = torch.where(h1 > 0, prod.mm(g_a2, p[2]), 0.0)
     return g_a1 @ p[0][:, input_cols]
 
 
@@ -171,18 +171,18 @@ def sac_update(
     ``[actor_loss, qf_loss, vf_loss, alpha_loss]`` (actor_loss is 0 when ``policy_step`` is
     False). Numbers in comments are the steps of DESIGN.md's semantics list. Run under
     ``torch.no_grad()``."""
-    mm = Products(cfg.tiled_mm)
-    pa = mm.prepare(unflatten(actor[0], cfg.shapes["actor"]))
-    pq1 = mm.prepare(unflatten(qf_1[0], cfg.shapes["critic_q"]))
-    pq2 = mm.prepare(unflatten(qf_2[0], cfg.shapes["critic_q"]))
-    pv = mm.prepare(unflatten(vf[0], cfg.shapes["critic_v"]))
-    pvt = mm.prepare(unflatten(vf_target, cfg.shapes["critic_v"]))
+    prod = Products(cfg.tiled_mm)
+    pa = prod.prepare(unflatten(actor[0], cfg.shapes["actor"]))
+    pq1 = prod.prepare(unflatten(qf_1[0], cfg.shapes["critic_q"]))
+    pq2 = prod.prepare(unflatten(qf_2[0], cfg.shapes["critic_q"]))
+    pv = prod.prepare(unflatten(vf[0], cfg.shapes["critic_v"]))
+    pvt = prod.prepare(unflatten(vf_target, cfg.shapes["critic_v"]))
     log_alpha = alpha[0]
     batch = obs.shape[0]
     action_cols = slice(cfg.obs_dim, None)
 
     # (2) one actor forward through the fused op
-    a_h1, a_h2 = _trunk(obs, pa, mm)
+    a_h1, a_h2 = _trunk(obs, pa, prod)
     log_std_raw = F.linear(a_h2, pa[4], pa[5])
     mean_raw = F.linear(a_h2, pa[6], pa[7])
     new_action, log_prob = torch.ops.fastsac.tanh_normal(
@@ -196,40 +196,40 @@ def sac_update(
     alpha_now = log_alpha.exp()
 
     # (4) Q regression on r + gamma * V_target(s') * (1 - terminated)
-    v_next, _ = _critic(next_obs, pvt, mm)
+    v_next, _ = _critic(next_obs, pvt, prod)
     q_target = rews + cfg.gamma * v_next * (1 - done)
     sa = torch.cat((obs, acts), dim=-1)
-    q1, q1_cache = _critic(sa, pq1, mm)
-    q2, q2_cache = _critic(sa, pq2, mm)
+    q1, q1_cache = _critic(sa, pq1, prod)
+    q2, q2_cache = _critic(sa, pq2, prod)
     q1_err, q2_err = q1 - q_target, q2 - q_target
     qf_loss = (q1_err * q1_err).mean() + (q2_err * q2_err).mean()
 
     # (5) V regression on min Q(s, new_action) - alpha * log_prob
-    v, v_cache = _critic(obs, pv, mm)
+    v, v_cache = _critic(obs, pv, prod)
     s_new = torch.cat((obs, new_action), dim=-1)
-    q1_new, q1_new_cache = _critic(s_new, pq1, mm)
-    q2_new, q2_new_cache = _critic(s_new, pq2, mm)
+    q1_new, q1_new_cache = _critic(s_new, pq1, prod)
+    q2_new, q2_new_cache = _critic(s_new, pq2, prod)
     q_min = torch.minimum(q1_new, q2_new)
     v_err = v - (q_min - alpha_now * log_prob)
     vf_loss = (v_err * v_err).mean()
 
     scale = 2.0 / batch  # d/dx mean((x - y)^2) = 2 (x - y) / batch
-    q1_grads = _critic_backward(q1_err * scale, q1_cache, pq1, mm)
-    q2_grads = _critic_backward(q2_err * scale, q2_cache, pq2, mm)
-    v_grads = _critic_backward(v_err * scale, v_cache, pv, mm)
+    q1_grads = _critic_backward(q1_err * scale, q1_cache, pq1, prod)
+    q2_grads = _critic_backward(q2_err * scale, q2_cache, pq2, prod)
+    v_grads = _critic_backward(v_err * scale, v_cache, pv, prod)
 
     if policy_step:
         # (6) actor loss mean(alpha * log_prob - (min Q - V)); its path into Q's weights is
         # never formed; only dL/d(new_action) flows back through the critics' inputs.
         actor_loss = (alpha_now * log_prob - (q_min - v)).mean()
         g_q1_new, g_q2_new = _min_backward(torch.full_like(q_min, -1.0 / batch), q1_new, q2_new)
-        g_action = (_critic_input_grad(g_q1_new, q1_new_cache, pq1, action_cols, mm)
-                    + _critic_input_grad(g_q2_new, q2_new_cache, pq2, action_cols, mm))
+        g_action = (_critic_input_grad(g_q1_new, q1_new_cache, pq1, action_cols, prod)
+                    + _critic_input_grad(g_q2_new, q2_new_cache, pq2, action_cols, prod))
         g_log_prob = (alpha_now / batch).expand_as(log_prob)
         g_mean_raw, g_log_std_raw = torch.ops.fastsac.tanh_normal_backward(
             g_action, g_log_prob, mean_raw, log_std_raw, noise, cfg.log_std_min, cfg.log_std_max)
         g_h2 = g_log_std_raw @ pa[4] + g_mean_raw @ pa[6]
-        trunk_grads = _trunk_backward(g_h2, obs, a_h1, a_h2, pa, mm)
+        trunk_grads = _trunk_backward(g_h2, obs, a_h1, a_h2, pa, prod)
         actor_grads = [*trunk_grads, g_log_std_raw.t() @ a_h2, g_log_std_raw.sum(0),
                        g_mean_raw.t() @ a_h2, g_mean_raw.sum(0)]
         adam_step(actor, actor_grads, cfg)
