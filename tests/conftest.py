@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from fastsac import ops
+
 CUDA = torch.cuda.is_available()
 requires_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
 
@@ -21,8 +23,6 @@ def rng():
 
 def simd_builds() -> list[str]:
     """The SIMD builds of the CPU kernels this CPU can run (fastsac.ops.cpu_simd)."""
-    from fastsac import ops
-
     builds = []
     previous = ops.cpu_simd()
     for name in ops.CPU_SIMD_BUILDS:
@@ -35,11 +35,9 @@ def simd_builds() -> list[str]:
     return builds
 
 
-@pytest.fixture(params=["portable", "avx2", "avx512"])
+@pytest.fixture(params=ops.CPU_SIMD_BUILDS)
 def simd(request):
     """Runs a test on each SIMD build of the float32 CPU kernels this CPU has."""
-    from fastsac import ops
-
     if request.param not in simd_builds():
         pytest.skip(f"this CPU has no {request.param} kernels")
     previous = ops.cpu_simd()
