@@ -25,7 +25,7 @@ from fastsac import ops
 from fastsac.base import LEARNING_RATE, AgentBase
 from fastsac.buffer import ReplayBuffer
 from fastsac.flat import flatten_params
-from fastsac.threads import ThreadTuner
+from fastsac.threads import ThreadTuner, thread_candidates
 from fastsac.update import UpdateConfig, make_update
 
 
@@ -40,9 +40,9 @@ class FastSAC(AgentBase):
             ``False`` runs the same update function eagerly (no compile time).
         cuda_graph: on CUDA, replay the compiled update as a CUDA graph (default ``True``).
         update_threads: CPU threads used inside ``update_model``: ``"auto"`` (default) times
-            updates on 1 thread and on torch's thread count and keeps the faster, re-checked as
-            training goes on (:mod:`fastsac.threads`); an int fixes the count; ``None`` leaves
-            torch's setting alone. Results do not depend on it.
+            updates on 1, 2, 4 and torch's thread count (those up to it) and keeps the fastest,
+            re-checked as training goes on (:mod:`fastsac.threads`); an int fixes the count;
+            ``None`` leaves torch's setting alone. Results do not depend on it.
 
     Example:
         >>> env = fastsac.make_env("Pendulum-v1")
@@ -73,8 +73,9 @@ class FastSAC(AgentBase):
                     "critic_v": self._flat["vf"].shapes},
             tiled_mm=self._tiled_products())
         self._update_fn = make_update(self._cfg, self.compile, self.device)
-        self._thread_tuner = (ThreadTuner((1, torch.get_num_threads()), self.policy_update_freq)
-                              if update_threads == "auto" and self.device.type == "cpu" else None)
+        self._thread_tuner = (
+            ThreadTuner(thread_candidates(torch.get_num_threads()), self.policy_update_freq)
+            if update_threads == "auto" and self.device.type == "cpu" else None)
         self._groups: tuple | None = None
         self._graphs: dict[bool, Any] = {}
         self._static: dict[str, torch.Tensor] = {}

@@ -5,10 +5,11 @@ on idle cores (2 threads: 0.51 ms per update against 0.62 ms on 1, on the 2-core
 BENCHMARKS.md) and costs dearly when the cores are shared: with other work on the machine (a
 second training run, a noisy neighbour) every split waits for the busiest core, and the same
 update took 0.93 ms on 2 threads against 0.66 ms on 1. Which one wins changes while a run goes
-on, so the tuner times both at the start and again every ``recheck_every`` updates (a probe is
-20 updates; at 1000 it costs well under 1%). Each count is its own dynamo graph (dynamo guards
-on the thread count); the second one comes from inductor's cache, and the first probe run of a
-count that includes it loses to the median.
+on, so the tuner times the candidate counts (``thread_candidates``) at the start and again every
+``recheck_every`` updates (a probe is 10 updates per candidate; at 1000 it costs about 1% on
+2 cores). Each count is its own dynamo graph (dynamo guards on the thread count); the later
+ones come from inductor's cache, and the first probe run of a count that includes it loses to
+the median.
 
 The update's results do not depend on the thread count (fastsac::mm gives each output tile to one
 thread; the compiled graph's other kernels run on one), so switching never changes what is
@@ -18,6 +19,15 @@ learned, only how fast.
 from __future__ import annotations
 
 import statistics
+
+
+def thread_candidates(available: int) -> tuple[int, ...]:
+    """The thread counts worth timing on a machine with ``available`` threads: 1, 2, 4 and all.
+
+    A 128 x 128 product splits into at most 4 useful chunks (fastsac::mm hands out 16-tile
+    pieces of its 64 tiles), so counts beyond 4 only pay for the narrow products left to MKL;
+    all of them is still timed, as torch's own default."""
+    return tuple(sorted({c for c in (1, 2, 4, available) if 1 <= c <= available}))
 
 
 class ThreadTuner:

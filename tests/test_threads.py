@@ -6,7 +6,7 @@ import torch
 
 from fastsac import FastSAC, make_env
 from fastsac.bench import _fill_random
-from fastsac.threads import ThreadTuner
+from fastsac.threads import ThreadTuner, thread_candidates
 
 
 def drive(tuner, cost, updates):
@@ -37,6 +37,13 @@ def test_tuner_compares_whole_runs():
     tuner = ThreadTuner((1, 2), block=2, rounds=5, recheck_every=10_000, skip=0)
     drive(tuner, lambda n, i: (3.0 if i % 2 == 0 else 1.0) * (0.9 if n == 2 else 1.0), 20)
     assert tuner.choice == 2
+
+
+def test_thread_candidates():
+    assert thread_candidates(1) == (1,)
+    assert thread_candidates(2) == (1, 2)
+    assert thread_candidates(3) == (1, 2, 3)
+    assert thread_candidates(16) == (1, 2, 4, 16)
 
 
 def test_tuner_with_one_candidate_never_probes():
