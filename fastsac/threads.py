@@ -6,7 +6,7 @@ BENCHMARKS.md) and costs dearly when the cores are shared: with other work on th
 second training run, a noisy neighbour) every split waits for the busiest core, and the same
 update took 0.93 ms on 2 threads against 0.66 ms on 1. Which one wins changes while a run goes
 on, so the tuner times the candidate counts (``thread_candidates``) at the start and again every
-``recheck_every`` updates (a probe is 10 updates per candidate; at 1000 it costs about 1% on
+``recheck_every`` updates (a probe is 10 updates per candidate; at 1000 it costs under 1% on
 2 cores). Each count is its own dynamo graph (dynamo guards on the thread count); the later
 ones come from inductor's cache, and the first probe run of a count that includes it loses to
 the median.
