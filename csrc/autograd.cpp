@@ -12,6 +12,8 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include "checks.h"
+
 namespace fastsac {
 namespace {
 
@@ -23,18 +25,25 @@ using TanhNormalSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, cons
 using TanhNormalBackwardSig = std::tuple<at::Tensor, at::Tensor>(
     const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
     double, double);
+using MmSig = at::Tensor(const at::Tensor&, const at::Tensor&);
+
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
+}
 
 const c10::TypedOperatorHandle<TanhNormalSig>& forward_op() {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("fastsac::tanh_normal", "")
-                             .typed<TanhNormalSig>();
+  static const auto op = find_op<TanhNormalSig>("fastsac::tanh_normal");
   return op;
 }
 
 const c10::TypedOperatorHandle<TanhNormalBackwardSig>& backward_op() {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("fastsac::tanh_normal_backward", "")
-                             .typed<TanhNormalBackwardSig>();
+  static const auto op = find_op<TanhNormalBackwardSig>("fastsac::tanh_normal_backward");
+  return op;
+}
+
+const c10::TypedOperatorHandle<MmSig>& mm_op() {
+  static const auto op = find_op<MmSig>("fastsac::mm");
   return op;
 }
 
@@ -57,12 +66,8 @@ class TanhNormalFunction : public torch::autograd::Function<TanhNormalFunction> 
     const at::Tensor& mean_raw = saved[0];
     // An output that did not reach the loss sends an undefined gradient: it counts as zero.
     at::Tensor g_action = grads[0].defined() ? grads[0] : at::zeros_like(mean_raw);
-    at::Tensor g_log_prob = grads[1];
-    if (!g_log_prob.defined()) {
-      auto shape = mean_raw.sizes().vec();
-      shape.back() = 1;
-      g_log_prob = at::zeros(shape, mean_raw.options());
-    }
+    at::Tensor g_log_prob =
+        grads[1].defined() ? grads[1] : at::zeros(log_prob_shape(mean_raw), mean_raw.options());
     auto [g_mean_raw, g_log_std_raw] = backward_op().call(
         g_action, g_log_prob, mean_raw, saved[1], saved[2],
         ctx->saved_data["log_std_min"].toDouble(), ctx->saved_data["log_std_max"].toDouble());
@@ -74,20 +79,14 @@ class MmFunction : public torch::autograd::Function<MmFunction> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& a, const at::Tensor& b) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("fastsac::mm", "")
-                               .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
     ctx->save_for_backward({a, b});
-    return op.call(a, b);
+    return mm_op().call(a, b);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    static const auto op = c10::Dispatcher::singleton()
-                               .findSchemaOrThrow("fastsac::mm", "")
-                               .typed<at::Tensor(const at::Tensor&, const at::Tensor&)>();
     // through the op again (its autograd too), so that double backward works
-    return {op.call(grads[0], saved[1].t()), op.call(saved[0].t(), grads[0])};
+    return {mm_op().call(grads[0], saved[1].t()), mm_op().call(saved[0].t(), grads[0])};
   }
 };
 

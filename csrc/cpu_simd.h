@@ -18,6 +18,18 @@ Simd active_simd();
 // or build lacks it). Returns the name of the active build.
 std::string cpu_simd(const std::string& request);
 
+// The float32 kernels of one SIMD build (the functions declared below, per instruction set).
+struct SimdKernels {
+  void (*forward)(const float* m, const float* s, const float* e, float* action, float* log_prob,
+                  int64_t rows, int64_t dim, float lo, float half_range);
+  void (*backward)(const float* g_a, const float* g_lp, const float* m, const float* s,
+                   const float* e, float* g_m, float* g_s, int64_t rows, int64_t dim, float lo,
+                   float half_range);
+  void (*polyak)(float* t, const float* s, int64_t n, float tau, float keep);
+};
+// The kernels of the active build; nullptr when it is the portable one (the callers' own loops).
+const SimdKernels* simd_kernels();
+
 // The kernels of one instruction set (tanh_normal_cpu_avx2.cpp, tanh_normal_cpu_avx512.cpp),
 // over contiguous float32 rows of `dim` elements.
 #define FASTSAC_DECLARE_SIMD_KERNELS(isa)                                                      \

@@ -32,10 +32,9 @@ void polyak_range(const Span& span, int64_t lo, int64_t hi, double tau) {
   const T* s = span.source.const_data_ptr<T>() + lo;
   const T vtau = static_cast<T>(tau), keep = static_cast<T>(1.0 - tau);
   if constexpr (std::is_same_v<T, float>) {
-    switch (active_simd()) {
-      case Simd::kAvx512: avx512::polyak_f32(t, s, hi - lo, vtau, keep); return;
-      case Simd::kAvx2: avx2::polyak_f32(t, s, hi - lo, vtau, keep); return;
-      default: break;
+    if (const SimdKernels* simd = simd_kernels()) {
+      simd->polyak(t, s, hi - lo, vtau, keep);
+      return;
     }
   }
   for (int64_t i = 0; i < hi - lo; ++i) t[i] = vtau * s[i] + keep * t[i];

@@ -20,18 +20,15 @@ namespace {
 constexpr int64_t kElemGrain = 4096;
 inline int64_t row_grain(int64_t dim) { return dim >= kElemGrain ? 1 : kElemGrain / dim; }
 
-
 template <typename T>
 void forward_rows(const T* m, const T* s, const T* e, T* action, T* log_prob, int64_t rows,
                   int64_t dim, T lo, T half_range) {
   if constexpr (std::is_same_v<T, float>) {
-    const Simd simd = active_simd();
-    if (simd != Simd::kPortable) {
-      const auto kernel = simd == Simd::kAvx512 ? avx512::forward_f32 : avx2::forward_f32;
+    if (const SimdKernels* simd = simd_kernels()) {
       at::parallel_for(0, rows, row_grain(dim), [&](int64_t begin, int64_t end) {
         const int64_t off = begin * dim;
-        kernel(m + off, s + off, e + off, action + off, log_prob + begin, end - begin, dim, lo,
-               half_range);
+        simd->forward(m + off, s + off, e + off, action + off, log_prob + begin, end - begin,
+                      dim, lo, half_range);
       });
       return;
     }
@@ -53,13 +50,11 @@ template <typename T>
 void backward_elems(const T* g_a, const T* g_lp, const T* m, const T* s, const T* e, T* g_m,
                     T* g_s, int64_t rows, int64_t dim, T lo, T half_range) {
   if constexpr (std::is_same_v<T, float>) {
-    const Simd simd = active_simd();
-    if (simd != Simd::kPortable) {
-      const auto kernel = simd == Simd::kAvx512 ? avx512::backward_f32 : avx2::backward_f32;
+    if (const SimdKernels* simd = simd_kernels()) {
       at::parallel_for(0, rows, row_grain(dim), [&](int64_t begin, int64_t end) {
         const int64_t off = begin * dim;
-        kernel(g_a + off, g_lp + begin, m + off, s + off, e + off, g_m + off, g_s + off,
-               end - begin, dim, lo, half_range);
+        simd->backward(g_a + off, g_lp + begin, m + off, s + off, e + off, g_m + off,
+                       g_s + off, end - begin, dim, lo, half_range);
       });
       return;
     }

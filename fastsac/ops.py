@@ -1,9 +1,12 @@
-"""The fused ops of fastsac: ``torch.ops.fastsac.tanh_normal`` and ``torch.ops.fastsac.polyak_``.
+"""The fused ops of fastsac: ``torch.ops.fastsac.tanh_normal`` and ``torch.ops.fastsac.polyak_``,
+and the CPU ops of the fast paths: ``fastsac::mm`` (the update's products) and
+``fastsac::policy_action`` (``select_action``).
 
 Loads the C++/CUDA extension ``fastsac._C`` (which defines the schemas and the CPU/CUDA kernels)
 and registers, from Python, what torch.compile needs: fake kernels (shape propagation without
-data). The autograd formula of ``tanh_normal`` (its hand-written fused backward,
-``tanh_normal_backward``) is registered by the extension in C++, and from here for the fallback.
+data). The autograd formulas of ``tanh_normal`` (its hand-written fused backward,
+``tanh_normal_backward``) and of ``mm`` are registered by the extension in C++, and from here
+for the fallback.
 
 If the extension is missing, the same schemas are defined here with pure-torch kernels so that
 everything still runs, slower, and a loud ``RuntimeWarning`` says so. ``EXTENSION_LOADED`` tells
@@ -154,10 +157,11 @@ def _mm_fake(a, b):
     return a.new_empty((a.shape[0], b.shape[1]))
 
 
-
-
 # --------------------------------------------------------------------------------------------
-# Autograd of tanh_normal: d/dmean_raw and d/dlog_std_raw in one fused backward op.
+# Autograd, for the fallback: the extension registers these same formulas in C++
+# (csrc/autograd.cpp: a Python autograd wrapper costs more than the fused kernels at SAC's batch
+# sizes, and runs even under no_grad). tanh_normal: d/dmean_raw and d/dlog_std_raw in one fused
+# backward op.
 # --------------------------------------------------------------------------------------------
 def _tanh_normal_setup_context(ctx, inputs, output):
     mean_raw, log_std_raw, eps, log_std_min, log_std_max = inputs
@@ -177,9 +181,6 @@ def _tanh_normal_autograd_backward(ctx, grad_action, grad_log_prob):
     return g_mean, g_log_std, None, None, None
 
 
-# The extension registers these same formulas in C++ (csrc/autograd.cpp: a Python autograd
-# wrapper costs more than the fused kernels at SAC's batch sizes, and runs even under no_grad);
-# the fallback has no C++, so it gets them from here.
 def _mm_setup_context(ctx, inputs, output):
     ctx.save_for_backward(*inputs)
 
