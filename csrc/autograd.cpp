@@ -3,12 +3,13 @@
 // tanh_normal_math.h). mm: the usual two products. Any device.
 //
 // Why C++ and not torch.library.register_autograd: the Python registration wraps every call in a
-// Python autograd.Function (argument re-packing, a Python backward node), about 22 us of a
-// 128 x 6 forward + backward whose kernels take 9 us. It also runs under no_grad, whenever the
-// dispatcher passes the Autograd key: the compiled update calls its ops through the dispatcher,
-// and 15 fastsac::mm calls through the Python wrapper cost it ~100 us per update. Here each call
-// costs a C++ function call, and a C++ node where a graph is recorded. ops.py registers the
-// Python formulas only for its pure-torch fallback, where there is no C++.
+// Python autograd.Function (argument re-packing, a Python backward node), an overhead that at
+// SAC's 128 x 6 is a large share of the forward + backward. It also runs under no_grad, whenever
+// the dispatcher passes the Autograd key: the compiled update calls its ops through the
+// dispatcher, so each of its 15 fastsac::mm calls would pay the Python wrapper on every update
+// (BENCHMARKS.md has the timings). Here each call costs a C++ function call, and a C++ node
+// where a graph is recorded. ops.py registers the Python formulas only for its pure-torch
+// fallback, where there is no C++.
 #include <torch/autograd.h>
 #include <torch/library.h>
 

@@ -2,9 +2,10 @@
 // any strides (so the transposed activations of a weight gradient need no copy).
 //
 // Why: SAC's update is a couple of dozen 128 x 128 x 128 products. MKL, which torch calls, runs
-// its AVX2 path on AMD CPUs and pays a fixed cost per call that matters at this size: 40 us on
-// one thread, 24 us on two, on the Zen 5 VM of BENCHMARKS.md. This register-tiled kernel does
-// the same product in 18 us and 11 us (fastsac::mm, csrc/gemm_cpu.cpp, decides when to use it).
+// its AVX2 path on AMD CPUs and pays a fixed cost per call that matters at this size. This
+// register-tiled kernel runs the full-width AVX-512 units without that overhead and is faster
+// on one thread and on two (BENCHMARKS.md has the timings; fastsac::mm, csrc/gemm_cpu.cpp,
+// decides when to use it).
 //
 // Each 8 x 32 tile of C is accumulated in 16 zmm registers over the whole K, then stored once:
 // a tile's sums do not depend on how tiles are split between threads, so results are the same

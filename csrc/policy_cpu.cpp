@@ -1,14 +1,15 @@
 // CPU kernel of fastsac::policy_action: the actor's sample for ONE state, in one call.
 //
-// Why: select_action runs once per environment step. Through torch ops it is eleven dispatches
-// (four matrix-vector products, two ReLUs, the fused head, ...) of ~2 us each around 17k
-// multiply-adds; here the whole forward is one call (24 -> 9 us per action on the 2-core VM of
-// BENCHMARKS.md). Same formula as fastsac::tanh_normal (tanh_normal_math.h); the dot products
-// round differently from MKL's, by an ulp or so.
+// Why: select_action runs once per environment step. Through torch ops it is a dozen dispatches
+// (matrix-vector products, ReLUs, the fused head, ...) around a few thousand multiply-adds; here
+// the whole forward is one call (BENCHMARKS.md, select_action). Same formula as
+// fastsac::tanh_normal (tanh_normal_math.h); the dot products round differently from MKL's, by
+// an ulp or so.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "tanh_normal_math.h"
@@ -36,36 +37,58 @@ void dense(const T* w, const T* b, const T* x, T* y, int64_t out, int64_t in, bo
 
 at::Tensor policy_action_cpu(const at::Tensor& state, at::TensorList actor, const at::Tensor& eps,
                              double log_std_min, double log_std_max) {
-  // actor: the Actor module's parameters in registration order
-  TORCH_CHECK(actor.size() == 8, "policy_action: expected the actor's 8 parameters, got ",
+  // actor: the Actor module's parameters in registration order: a weight and a bias per hidden
+  // layer (any number >= 1), then log_std_layer's and mu_layer's
+  TORCH_CHECK(actor.size() >= 6 && actor.size() % 2 == 0,
+              "policy_action: expected the actor's parameters (2 per hidden layer + 4), got ",
               actor.size());
+  const int64_t layers = static_cast<int64_t>(actor.size()) / 2 - 2;
   const auto dtype = state.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "policy_action: float32 or float64");
   for (const auto& p : actor) {
     TORCH_CHECK(p.scalar_type() == dtype && p.device().is_cpu(),
                 "policy_action: parameters must be CPU tensors of the state's dtype");
   }
-  const int64_t obs_dim = state.numel(), hidden1 = actor[0].size(0), hidden2 = actor[2].size(0);
-  const int64_t act_dim = actor[6].size(0);
-  TORCH_CHECK(actor[0].dim() == 2 && actor[0].size(1) == obs_dim && actor[2].size(1) == hidden1 &&
-                  actor[4].size(1) == hidden2 && actor[6].size(1) == hidden2 &&
-                  actor[4].size(0) == act_dim,
-              "policy_action: parameter shapes do not chain (state of ", obs_dim, " values)");
+  const int64_t obs_dim = state.numel();
+  const at::Tensor& w_ls = actor[2 * layers];
+  const at::Tensor& w_mu = actor[2 * layers + 2];
+  const int64_t act_dim = w_mu.size(0);
+  int64_t width = obs_dim, widest = 1;
+  for (int64_t i = 0; i < layers; ++i) {
+    const at::Tensor& w = actor[2 * i];
+    TORCH_CHECK(w.dim() == 2 && w.size(1) == width && actor[2 * i + 1].numel() == w.size(0),
+                "policy_action: hidden", i + 1, " does not take ", width, " inputs");
+    width = w.size(0);
+    widest = std::max(widest, width);
+  }
+  TORCH_CHECK(w_ls.dim() == 2 && w_mu.dim() == 2 && w_ls.size(1) == width &&
+                  w_mu.size(1) == width && w_ls.size(0) == act_dim,
+              "policy_action: the heads do not take the last hidden layer's ", width, " values");
   TORCH_CHECK(eps.numel() == act_dim && eps.scalar_type() == dtype,
               "policy_action: eps must hold ", act_dim, " values of the state's dtype");
   std::vector<at::Tensor> p;
-  p.reserve(8);
+  p.reserve(actor.size());
   for (const auto& t : actor) p.push_back(t.contiguous());
   const at::Tensor x = state.contiguous(), e = eps.contiguous();
   at::Tensor action = at::empty({act_dim}, state.options());
   AT_DISPATCH_FLOATING_TYPES(dtype, "policy_action_cpu", [&] {
     using T = scalar_t;
-    std::vector<T> h1(hidden1), h2(hidden2), mean_raw(act_dim), log_std_raw(act_dim);
-    auto ptr = [&](int i) { return p[i].const_data_ptr<T>(); };
-    dense<T>(ptr(0), ptr(1), x.const_data_ptr<T>(), h1.data(), hidden1, obs_dim, true);
-    dense<T>(ptr(2), ptr(3), h1.data(), h2.data(), hidden2, hidden1, true);
-    dense<T>(ptr(4), ptr(5), h2.data(), log_std_raw.data(), act_dim, hidden2, false);
-    dense<T>(ptr(6), ptr(7), h2.data(), mean_raw.data(), act_dim, hidden2, false);
+    // two activation buffers used in turn, layer by layer
+    std::vector<T> h_in(widest), h_out(widest), mean_raw(act_dim), log_std_raw(act_dim);
+    auto ptr = [&](int64_t i) { return p[i].const_data_ptr<T>(); };
+    const T* in = x.const_data_ptr<T>();
+    int64_t in_dim = obs_dim;
+    for (int64_t i = 0; i < layers; ++i) {
+      const int64_t out_dim = p[2 * i].size(0);
+      dense<T>(ptr(2 * i), ptr(2 * i + 1), in, h_out.data(), out_dim, in_dim, true);
+      std::swap(h_in, h_out);
+      in = h_in.data();
+      in_dim = out_dim;
+    }
+    dense<T>(ptr(2 * layers), ptr(2 * layers + 1), in, log_std_raw.data(), act_dim, in_dim,
+             false);
+    dense<T>(ptr(2 * layers + 2), ptr(2 * layers + 3), in, mean_raw.data(), act_dim, in_dim,
+             false);
     const T lo = static_cast<T>(log_std_min);
     const T half_range = static_cast<T>(0.5 * (log_std_max - log_std_min));
     T* out = action.mutable_data_ptr<T>();

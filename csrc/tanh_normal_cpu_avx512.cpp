@@ -2,7 +2,7 @@
 // code on 16-float vectors, with Sleef's 1-ulp AVX-512 tanh/exp/log (the ones torch's own CPU
 // kernels run on such machines). Why: at SAC's batch of 128 x 6 the op is bound by these
 // transcendentals, and a CPU with full-width AVX-512 units does twice the lanes per instruction
-// (forward + backward: 17 -> 8 us on the 2-core Zen 5 VM of BENCHMARKS.md).
+// (BENCHMARKS.md has the forward + backward timings).
 #include <cmath>
 #include <cstdint>
 

@@ -10,10 +10,7 @@ import torch
 from fastsac.agent import FastSAC
 from fastsac.envs import make_env
 from fastsac.reference import SACAgent
-
-MODULES = ("actor", "vf", "vf_target", "qf_1", "qf_2")
-OPTIMIZERS = ("alpha_optimizer", "actor_optimizer", "vf_optimizer", "qf_1_optimizer",
-              "qf_2_optimizer")
+from fastsac.state import BATCH_KEYS, MODULES, OPTIMIZERS
 
 
 def random_batch(rng: np.random.Generator, batch: int, obs_dim: int, act_dim: int) -> dict:
@@ -36,11 +33,18 @@ def copy_weights(src, dst) -> None:
 
 
 def twin_agents(device="cpu", dtype=torch.float32, compile=False, env_id="Pendulum-v1",
-                batch_size=32, fast_cls=FastSAC, **kwargs):
-    """A reference agent and a FastSAC agent with identical initial weights."""
-    ref = SACAgent(make_env(env_id), 1000, batch_size, device=device, dtype=dtype, seed=0)
+                batch_size=32, fast_cls=FastSAC, fast_kwargs=None, **kwargs):
+    """A reference agent and a FastSAC agent with identical initial weights (``kwargs`` go to
+    both: ``hidden_sizes``, ``lr``, ...; FastSAC's own, ``cuda_graph`` and ``update_threads``,
+    to FastSAC alone)."""
+    fast_kwargs = dict(fast_kwargs or {})
+    for key in ("cuda_graph", "update_threads"):
+        if key in kwargs:
+            fast_kwargs[key] = kwargs.pop(key)
+    ref = SACAgent(make_env(env_id), 1000, batch_size, device=device, dtype=dtype, seed=0,
+                   **kwargs)
     fast = fast_cls(make_env(env_id), 1000, batch_size, device=device, dtype=dtype, seed=1,
-                    compile=compile, **kwargs)
+                    compile=compile, **kwargs, **fast_kwargs)
     copy_weights(ref, fast)
     return ref, fast
 
@@ -119,9 +123,8 @@ def run_graph_twins(ref, fast, n_updates: int, seed: int = 0) -> tuple[tuple, tu
     for step in range(1, n_updates + 1):
         ref.total_step = fast.total_step = step
         fast.update_model()
-        s = fast._static
-        batch = {k: s[k].cpu().numpy() for k in ("obs", "next_obs", "acts", "rews", "done")}
-        ref.update_model(batch, s["noise"].clone())
+        batch = {k: t.cpu().numpy() for k, t in zip(BATCH_KEYS, fast._static, strict=True)}
+        ref.update_model(batch, fast._static_noise.clone())
         if step == 1:
             after_one = (max_param_diff(ref, fast), max_param_rel_diff(ref, fast))
     return after_one, (max_param_diff(ref, fast), max_param_rel_diff(ref, fast))

@@ -16,7 +16,7 @@ from torch import optim
 
 from fastsac import checkpoint
 from fastsac.envs import space_dims
-from fastsac.networks import Actor, CriticQ, CriticV
+from fastsac.networks import DEFAULT_HIDDEN_SIZES, Actor, CriticQ, CriticV, check_hidden_sizes
 from fastsac.plotting import in_notebook, show_or_save, training_figure
 
 LEARNING_RATE = 3e-4
@@ -63,6 +63,25 @@ def _check_unit_interval(name: str, value: Any) -> float:
     return float(value)
 
 
+def _check_positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if not (math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def _check_target_entropy(value: Any, action_dim: int) -> float:
+    """``None`` means the SAC paper's heuristic, -action_dim."""
+    if value is None:
+        return -float(action_dim)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"target_entropy must be a float or None, got {type(value).__name__}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"target_entropy must be finite, got {value}")
+    return float(value)
+
+
 class AgentBase:
     """SAC agent interacting with a gymnasium environment (the notebook's ``SACAgent`` API).
 
@@ -78,6 +97,12 @@ class AgentBase:
             updates start.
         policy_update_freq: the actor and the V target are updated every this many steps
             (counted by ``total_step``).
+        hidden_sizes: widths of the hidden ReLU layers of every network, e.g. ``(256, 256)``
+            or ``(256, 256, 256)`` (at least one layer; default: the notebook's 128-128).
+            The layers are named ``hidden1`` ... ``hiddenN`` (docs/design.md).
+        lr: Adam's learning rate, for every network and for log_alpha.
+        target_entropy: the entropy the temperature is tuned towards; ``None`` (default):
+            ``-action_dim``.
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
         dtype: ``torch.float32``, or ``torch.float64`` for exact agreement runs.
         seed: seeds torch, the random warm-up actions, the replay sampling and the first env
@@ -94,6 +119,9 @@ class AgentBase:
         initial_random_steps: int = int(1e4),
         policy_update_freq: int = 2,
         *,
+        hidden_sizes: tuple[int, ...] = DEFAULT_HIDDEN_SIZES,
+        lr: float = LEARNING_RATE,
+        target_entropy: float | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
         seed: int | None = None,
@@ -105,6 +133,9 @@ class AgentBase:
         self.tau = _check_unit_interval("tau", tau)
         self.initial_random_steps = _check_int("initial_random_steps", initial_random_steps, 0)
         self.policy_update_freq = _check_int("policy_update_freq", policy_update_freq, 1)
+        self.hidden_sizes = check_hidden_sizes(hidden_sizes)
+        self.lr = _check_positive_float("lr", lr)
+        self.target_entropy = _check_target_entropy(target_entropy, action_dim)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         if seed is not None:
@@ -129,16 +160,16 @@ class AgentBase:
 
         # automatic entropy tuning; then the networks, in the notebook's construction order so a
         # seed gives both agents the same initial weights.
-        self.target_entropy = -float(np.prod((action_dim,)))
         self.log_alpha = torch.zeros(1, requires_grad=True, device=self.device, dtype=dtype)
         self.alpha_optimizer = self._make_optimizer([self.log_alpha])
         factory = {"device": self.device, "dtype": dtype}
-        self.actor = Actor(obs_dim, action_dim).to(**factory)
-        self.vf = CriticV(obs_dim).to(**factory)
-        self.vf_target = CriticV(obs_dim).to(**factory)
+        sizes = self.hidden_sizes
+        self.actor = Actor(obs_dim, action_dim, sizes).to(**factory)
+        self.vf = CriticV(obs_dim, sizes).to(**factory)
+        self.vf_target = CriticV(obs_dim, sizes).to(**factory)
         self.vf_target.load_state_dict(self.vf.state_dict())
-        self.qf_1 = CriticQ(obs_dim + action_dim).to(**factory)
-        self.qf_2 = CriticQ(obs_dim + action_dim).to(**factory)
+        self.qf_1 = CriticQ(obs_dim + action_dim, sizes).to(**factory)
+        self.qf_2 = CriticQ(obs_dim + action_dim, sizes).to(**factory)
         self.actor_optimizer = self._make_optimizer(self.actor.parameters())
         self.vf_optimizer = self._make_optimizer(self.vf.parameters())
         self.qf_1_optimizer = self._make_optimizer(self.qf_1.parameters())
@@ -154,7 +185,7 @@ class AgentBase:
         raise NotImplementedError
 
     def _make_optimizer(self, params) -> optim.Optimizer:
-        return optim.Adam(params, lr=LEARNING_RATE)
+        return optim.Adam(params, lr=self.lr)
 
     def _policy_action(self, state: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -255,7 +286,7 @@ class AgentBase:
         row = {"frame": float(self.total_step), "score": float(score), "fps": float(fps),
                "alpha": float(self.log_alpha.detach().exp().item())}
         if losses:
-            if self.device.type == "cpu":  # ~0.3 us a value (tensor stacks: ~2 us a step)
+            if self.device.type == "cpu":  # float() per value beats stacking tensors on CPU
                 cols = np.array([[float(x) for x in step] for step in losses], dtype=np.float64)
             else:  # one device-to-host copy for the whole episode
                 cols = torch.stack([torch.stack([x.reshape(()).to(self.device) for x in step])

@@ -129,8 +129,8 @@ class ReplayBuffer:
         self.max_size, self.batch_size = int(size), int(batch_size)
         # One row per transition, [obs | next_obs | act | rew | done], padded to whole 64-byte
         # cache lines and aligned: a sampled transition costs one line (Pendulum) instead of
-        # five scattered reads. Measured at 1e6 stored, batch 128: five arrays 18 us, unpadded
-        # rows 6.4 us (a 36-byte row straddles two lines half the time), padded rows 3.3 us.
+        # five scattered reads, and padding beats unpadded rows too (a 36-byte row straddles
+        # two lines half the time). BENCHMARKS.md has the timings of the three layouts.
         # The notebook's per-field arrays are views of it.
         o, a = obs_dim, act_dim
         width = 2 * o + a + 2

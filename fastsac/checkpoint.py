@@ -15,11 +15,13 @@ from typing import Any
 
 import torch
 
+from fastsac.state import MODULES, OPTIMIZERS
+
 FORMAT = "fastsac-checkpoint"
-VERSION = 1
-MODULES = ("actor", "vf", "vf_target", "qf_1", "qf_2")
-OPTIMIZERS = ("alpha_optimizer", "actor_optimizer", "vf_optimizer", "qf_1_optimizer",
-              "qf_2_optimizer")
+# 2: records hidden_sizes. Version 1 files (no hidden_sizes) hold the notebook's 128-128 nets.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+VERSION_1_HIDDEN_SIZES = (128, 128)
 HISTORY_KEYS = ("frame", "score", "actor_loss", "qf_loss", "vf_loss", "alpha_loss", "alpha", "fps")
 
 
@@ -30,6 +32,7 @@ def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
         "version": VERSION,
         "obs_dim": agent.obs_dim,
         "action_dim": agent.action_dim,
+        "hidden_sizes": list(agent.hidden_sizes),
         "modules": {name: getattr(agent, name).state_dict() for name in MODULES},
         "log_alpha": agent.log_alpha.detach().clone(),
         "optimizers": {name: getattr(agent, name).state_dict() for name in OPTIMIZERS},
@@ -69,9 +72,11 @@ def _read(path: str | os.PathLike) -> dict[str, Any]:
         ) from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{os.fspath(path)!r} is not a fastsac checkpoint (no format tag)")
-    if state.get("version") != VERSION:
+    if state.get("version") not in READABLE_VERSIONS:
         raise ValueError(f"checkpoint version {state.get('version')} is not supported "
-                         f"(this fastsac reads version {VERSION})")
+                         f"(this fastsac reads versions {READABLE_VERSIONS})")
+    if state["version"] == 1:
+        state["hidden_sizes"] = list(VERSION_1_HIDDEN_SIZES)
     return state
 
 
@@ -111,6 +116,12 @@ def validate(agent, state: dict[str, Any]) -> None:
             f"{state.get('action_dim')}; this agent has obs_dim={agent.obs_dim}, "
             f"action_dim={agent.action_dim}"
         )
+    sizes = state.get("hidden_sizes")
+    if not isinstance(sizes, (list, tuple)) or tuple(sizes) != tuple(agent.hidden_sizes):
+        raise ValueError(
+            f"checkpoint is for hidden_sizes={tuple(sizes) if sizes else sizes}; this agent has "
+            f"hidden_sizes={tuple(agent.hidden_sizes)} (create the agent with the checkpoint's "
+            "hidden_sizes to load it)")
     modules, optimizers = state.get("modules"), state.get("optimizers")
     if not isinstance(modules, dict) or not isinstance(optimizers, dict):
         raise ValueError("checkpoint lacks module or optimizer states")

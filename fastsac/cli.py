@@ -10,21 +10,51 @@ import sys
 import time
 from collections.abc import Sequence
 
+# Settings of `fastsac train --preset NAME`; explicit options override them.
+PRESETS: dict[str, dict] = {
+    # the notebook's run: Pendulum, 128-128 nets
+    "notebook": {"env": "Pendulum-v1", "frames": 50_000, "hidden": (128, 128), "lr": 3e-4,
+                 "batch_size": 128, "memory_size": 100_000, "initial_random_steps": 10_000},
+    # the SAC paper's MuJoCo settings (Haarnoja et al. 2018, appendix D): 256-256 nets, batch
+    # 256, a 1M buffer, lr 3e-4 for every network, 1M frames; 10k random warm-up steps as the
+    # notebook and the SB3/CleanRL MuJoCo recipes take (the paper's code uses 1k-10k)
+    "mujoco": {"env": "HalfCheetah-v5", "frames": 1_000_000, "hidden": (256, 256), "lr": 3e-4,
+               "batch_size": 256, "memory_size": 1_000_000, "initial_random_steps": 10_000},
+}
+
 
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train FastSAC (default: the notebook's Pendulum run)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--env", default="Pendulum-v1", help="gymnasium env id (Box actions)")
-    p.add_argument("--frames", type=int, default=50_000, help="env steps to train for")
-    p.add_argument("--memory-size", type=int, default=100_000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--initial-random-steps", type=int, default=10_000)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="notebook",
+                   help="a set of defaults: 'notebook' (Pendulum, 128-128, batch 128) or "
+                   "'mujoco' (SAC paper: 256-256, batch 256, 1M buffer, lr 3e-4)")
+    p.add_argument("--env", default=None, help="gymnasium env id (Box actions); "
+                   "default: the preset's")
+    p.add_argument("--frames", type=int, default=None, help="env steps to train for")
+    p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
+                   help="hidden layer widths of every network, e.g. --hidden 256 256")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (all networks)")
+    p.add_argument("--memory-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--initial-random-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=777)
-    p.add_argument("--out", default="runs/pendulum", help="output folder")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<env>)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--eager", action="store_true", help="run the update uncompiled")
     p.add_argument("--test-episodes", type=int, default=10)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def resolve_train_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the options left unset from ``--preset``."""
+    preset = PRESETS[args.preset]
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.out is None:
+        args.out = os.path.join("runs", args.env.split("/")[-1].split("-")[0].lower())
+    return args
 
 
 def _write_metrics(path: str, history: dict[str, list[float]]) -> None:
@@ -42,6 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from fastsac import FastSAC, make_env
 
+    args = resolve_train_args(args)
     device = None if args.device == "auto" else args.device
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
@@ -51,10 +82,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot make env {args.env!r}: {exc}") from exc
     os.makedirs(args.out, exist_ok=True)
     agent = FastSAC(env, args.memory_size, args.batch_size,
-                    initial_random_steps=args.initial_random_steps, device=device,
+                    initial_random_steps=args.initial_random_steps,
+                    hidden_sizes=tuple(args.hidden), lr=args.lr, device=device,
                     seed=args.seed, compile=not args.eager)
     print(f"fastsac train: {args.env}, {args.frames} frames, seed {args.seed}, "
-          f"device {agent.device}, {'eager' if args.eager else 'compiled'} update", flush=True)
+          f"hidden {'-'.join(map(str, agent.hidden_sizes))}, batch {agent.batch_size}, "
+          f"memory {agent.memory_size}, lr {agent.lr:g}, device {agent.device}, "
+          f"{'eager' if args.eager else 'compiled'} update", flush=True)
     start = time.perf_counter()
     history = agent.train(args.frames, plot_path=os.path.join(args.out, "learning_curve.png"),
                           progress=not args.no_progress)
@@ -65,6 +99,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     eval_env.reset(seed=args.seed + 1)
     scores = agent.evaluate(args.test_episodes, env=eval_env)
     summary = {"env": args.env, "frames": args.frames, "seed": args.seed,
+               "preset": args.preset, "hidden_sizes": list(agent.hidden_sizes),
+               "batch_size": agent.batch_size, "memory_size": agent.memory_size,
+               "lr": agent.lr, "initial_random_steps": agent.initial_random_steps,
                "device": str(agent.device), "train_seconds": round(seconds, 1),
                "frames_per_second": round(args.frames / seconds, 1),
                "test_episodes": len(scores), "test_mean_return": float(np.mean(scores)),

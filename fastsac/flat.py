@@ -2,7 +2,7 @@
 buffers (parameters, exp_avg, exp_avg_sq, step counts).
 
 Why: the compiled update then runs Adam as one fused pass over each buffer instead of ~30
-small per-tensor kernels (measured: ~136 us -> see BENCHMARKS.md), Polyak as one pair, and the
+small per-tensor kernels (BENCHMARKS.md has the timings), Polyak as one pair, and the
 graph takes ~20 inputs instead of ~100. The modules, ``state_dict()`` and the optimizers'
 ``state_dict()`` look exactly as before: every parameter and state entry is still its own
 tensor, only its memory sits in a shared buffer.

@@ -32,6 +32,7 @@ __all__ = [
     "has_cuda_kernels",
     "cpu_simd",
     "CPU_SIMD_BUILDS",
+    "set_product_threads",
 ]
 
 LOG_STD_MIN = -20.0
@@ -49,6 +50,7 @@ _SCHEMAS = {
     "mm": "mm(Tensor a, Tensor b) -> Tensor",
     "policy_action": "policy_action(Tensor state, Tensor[] actor, Tensor eps, "
     "float log_std_min, float log_std_max) -> Tensor",
+    "_product_threads": "_product_threads(int threads) -> int",
 }
 
 try:
@@ -89,12 +91,21 @@ def _tanh_normal_backward_torch(grad_action, grad_log_prob, mean_raw, log_std_ra
 
 
 def _policy_action_torch(state, actor, eps, log_std_min, log_std_max):
-    w1, b1, w2, b2, w_ls, b_ls, w_mu, b_mu = actor
-    h = torch.relu(torch.nn.functional.linear(state, w1, b1))
-    h = torch.relu(torch.nn.functional.linear(h, w2, b2))
+    *trunk, w_ls, b_ls, w_mu, b_mu = actor
+    h = state
+    for w, b in zip(trunk[::2], trunk[1::2], strict=True):
+        h = torch.relu(torch.nn.functional.linear(h, w, b))
     return _tanh_normal_torch(torch.nn.functional.linear(h, w_mu, b_mu),
                               torch.nn.functional.linear(h, w_ls, b_ls), eps, log_std_min,
                               log_std_max)[0]
+
+
+_fallback_product_threads = [0]
+
+
+def _product_threads_torch(threads):
+    previous, _fallback_product_threads[0] = _fallback_product_threads[0], threads
+    return previous
 
 
 def _polyak_torch(target, source, tau):
@@ -120,6 +131,7 @@ if not EXTENSION_LOADED:  # pragma: no cover - exercised only on broken installs
     _fallback_lib.impl("polyak_", _polyak_torch, "CompositeExplicitAutograd")
     _fallback_lib.impl("mm", torch.mm, "CompositeExplicitAutograd")
     _fallback_lib.impl("policy_action", _policy_action_torch, "CompositeExplicitAutograd")
+    _fallback_lib.impl("_product_threads", _product_threads_torch, "CompositeExplicitAutograd")
 
 
 # --------------------------------------------------------------------------------------------
@@ -148,7 +160,7 @@ def _polyak_fake(target, source, tau):
 
 @torch.library.register_fake("fastsac::policy_action")
 def _policy_action_fake(state, actor, eps, log_std_min, log_std_max):
-    return state.new_empty((actor[6].shape[0],))
+    return state.new_empty((actor[-2].shape[0],))
 
 
 @torch.library.register_fake("fastsac::mm")
@@ -246,6 +258,21 @@ def require_extension() -> None:
     if not EXTENSION_LOADED:
         raise RuntimeError(f"fastsac._C is not loaded ({EXTENSION_ERROR}); the pure-torch "
                            "fallback is running. Rebuild: pip install --no-build-isolation -e .")
+
+
+_product_threads_now: int | None = None
+
+
+def set_product_threads(threads: int) -> None:
+    """The thread count of ``fastsac::mm`` on CPU (0: torch's count), for this process.
+
+    FastSAC's ``update_threads`` sets it before each update. Unlike ``torch.set_num_threads``
+    it is no global state that ``torch.compile`` guards on, so one compiled update serves every
+    count. Remembered here, so an unchanged count costs no op call."""
+    global _product_threads_now
+    if threads != _product_threads_now:
+        torch.ops.fastsac._product_threads(int(threads))
+        _product_threads_now = threads
 
 
 CPU_SIMD_BUILDS = ("portable", "avx2", "avx512")

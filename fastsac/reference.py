@@ -4,7 +4,7 @@ This is the baseline of every agreement test and benchmark, so it stays honest a
 unoptimised: a numpy buffer sampling with ``np.random.choice`` (as the notebook does),
 ``torch.distributions.Normal`` for the policy, one ``backward()`` and ``optimizer.step()`` per
 loss in the notebook's order, a Python loop for the Polyak update. The numbered comments refer
-to the semantics list in DESIGN.md.
+to the semantics list in docs/design.md.
 """
 
 from __future__ import annotations

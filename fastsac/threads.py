@@ -1,19 +1,20 @@
-"""The CPU thread count of FastSAC's updates, chosen by timing them (``update_threads="auto"``).
+"""The CPU thread count of FastSAC's update products, chosen by timing them
+(``update_threads="auto"``).
 
-Why: an update is a few dozen products of 128 x 128 matrices. Splitting each across threads pays
-on idle cores (2 threads: 0.51 ms per update against 0.62 ms on 1, on the 2-core VM of
-BENCHMARKS.md) and costs dearly when the cores are shared: with other work on the machine (a
-second training run, a noisy neighbour) every split waits for the busiest core, and the same
-update took 0.93 ms on 2 threads against 0.66 ms on 1. Which one wins changes while a run goes
-on, so the tuner times the candidate counts (``thread_candidates``) at the start and again every
-``recheck_every`` updates (a probe is 10 updates per candidate; at 1000 it costs under 1% on
-2 cores). Each count is its own dynamo graph (dynamo guards on the thread count); the later
-ones come from inductor's cache, and the first probe run of a count that includes it loses to
-the median.
+Why: an update is a few dozen matrix products. Splitting each across threads pays on idle cores
+and costs dearly when the cores are shared: with other work on the machine (a second training
+run, a noisy neighbour) every split waits for the busiest core. Which one wins changes while a
+run goes on (BENCHMARKS.md has both cases), so the tuner times the candidate counts
+(``thread_candidates``) at the start and again every ``recheck_every`` updates (a probe is 10
+updates per candidate, a small share of ``recheck_every``).
+
+The count reaches the products through ``fastsac.ops.set_product_threads`` (``fastsac::mm``
+reads it at run time), not through ``torch.set_num_threads``: torch.compile guards on torch's
+thread count, so switching it would compile another entry of the update per candidate.
 
 The update's results do not depend on the thread count (fastsac::mm gives each output tile to one
-thread; the compiled graph's other kernels run on one), so switching never changes what is
-learned, only how fast.
+thread; the compiled graph's other kernels run on one; MKL splits its products by output blocks),
+so switching never changes what is learned, only how fast (tests/test_threads.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ import statistics
 def thread_candidates(available: int) -> tuple[int, ...]:
     """The thread counts worth timing on a machine with ``available`` threads: 1, 2, 4 and all.
 
-    A 128 x 128 product splits into at most 4 useful chunks (fastsac::mm hands out 16-tile
-    pieces of its 64 tiles), so counts beyond 4 only pay for the narrow products left to MKL;
-    all of them is still timed, as torch's own default."""
+    A 128-wide product splits into few useful chunks, so counts between 4 and all rarely win
+    at SAC's sizes; all of them is still timed, as torch's own default."""
     return tuple(sorted({c for c in (1, 2, 4, available) if 1 <= c <= available}))
 
 

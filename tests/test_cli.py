@@ -43,6 +43,51 @@ def test_train_writes_outputs(tmp_path, capsys):
     assert "mean return over 2 test episodes" in printed
 
 
+def test_presets_fill_unset_options_only():
+    parser_args = ["train", "--preset", "mujoco", "--batch-size", "64"]
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    cli._add_train(sub)
+    args = cli.resolve_train_args(parser.parse_args(parser_args))
+    assert args.env == "HalfCheetah-v5" and args.hidden == (256, 256) and args.lr == 3e-4
+    assert args.memory_size == 1_000_000 and args.frames == 1_000_000
+    assert args.batch_size == 64  # given on the command line
+    assert args.out == "runs/halfcheetah"
+    args = cli.resolve_train_args(parser.parse_args(["train"]))
+    assert (args.env, args.hidden, args.batch_size, args.memory_size, args.out) == (
+        "Pendulum-v1", (128, 128), 128, 100_000, "runs/pendulum")
+
+
+def test_train_mujoco_preset_on_halfcheetah(tmp_path):
+    """The MuJoCo preset on HalfCheetah-v5 (gymnasium's mujoco extra), shrunk to seconds."""
+    pytest.importorskip("mujoco")
+    out = tmp_path / "cheetah"
+    code = cli.main(["train", "--preset", "mujoco", "--env", "HalfCheetah-v5", "--frames",
+                     "1100", "--memory-size", "5000", "--batch-size", "32",
+                     "--initial-random-steps", "1000", "--hidden", "64", "32", "--lr", "1e-3",
+                     "--out", str(out), "--device", "cpu", "--eager", "--test-episodes", "1",
+                     "--no-progress"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hidden_sizes"] == [64, 32] and summary["lr"] == 1e-3
+    assert summary["batch_size"] == 32 and summary["preset"] == "mujoco"
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["hidden_sizes"] == [64, 32] and state["obs_dim"] == 17
+    assert state["action_dim"] == 6
+
+
+@pytest.mark.parametrize("option,value,message", [("--hidden", "0", "positive"),
+                                                   ("--lr", "-1", "lr must be"),
+                                                   ("--batch-size", "0", "batch_size")])
+def test_train_rejects_bad_settings(tmp_path, capsys, option, value, message):
+    code = cli.main(["train", option, value, "--frames", "10", "--out", str(tmp_path / "x"),
+                     "--device", "cpu", "--eager", "--no-progress"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("env_id,message", [("CartPole-v1", "continuous Box action"),
                                              ("NoSuchEnv-v0", "cannot make env")])
 def test_train_rejects_bad_env(tmp_path, capsys, env_id, message):
@@ -71,7 +116,8 @@ class _PerturbedTau(FastSAC):
         from fastsac.update import make_update
 
         self._cfg = replace(self._cfg, tau=self._cfg.tau * 1.02)
-        self._update_fn = make_update(self._cfg, self.compile, self.device)
+        self._update_fn = make_update(self._cfg, self.compile, self.device, self.dtype,
+                                      self.batch_size)
 
 
 def test_check_fails_on_perturbed_update(monkeypatch, capsys):

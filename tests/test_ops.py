@@ -291,9 +291,11 @@ def test_policy_action_matches_fallback_and_opcheck():
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
         torch.library.opcheck(torch.ops.fastsac.policy_action.default,
                               (state, params, eps, LO, HI))
-    with pytest.raises(RuntimeError, match="8 parameters"):
+    with pytest.raises(RuntimeError, match="2 per hidden layer"):
+        torch.ops.fastsac.policy_action(state, params[:5], eps, LO, HI)
+    with pytest.raises(RuntimeError, match="heads do not take"):
         torch.ops.fastsac.policy_action(state, params[:6], eps, LO, HI)
-    with pytest.raises(RuntimeError, match="do not chain"):
+    with pytest.raises(RuntimeError, match="hidden1 does not take 4 inputs"):
         torch.ops.fastsac.policy_action(torch.randn(4, dtype=dtype), params, eps, LO, HI)
 
 

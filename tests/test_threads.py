@@ -53,9 +53,9 @@ def test_tuner_with_one_candidate_never_probes():
         ThreadTuner((0, 2))
 
 
-def _update_params(threads):
+def _update_params(threads, hidden_sizes=(128, 128)):
     agent = FastSAC(make_env(), 1000, 128, device="cpu", seed=3, compile=False,
-                    update_threads=threads)
+                    update_threads=threads, hidden_sizes=hidden_sizes)
     _fill_random(agent.memory)
     for step in range(1, 5):
         agent.total_step = step
@@ -64,11 +64,30 @@ def _update_params(threads):
         p.detach().clone() for p in agent.qf_1.parameters()]
 
 
-def test_update_bits_do_not_depend_on_threads():
+@pytest.mark.parametrize("hidden_sizes", [(128, 128), (256, 256)])
+def test_update_bits_do_not_depend_on_threads(hidden_sizes):
     if torch.get_num_threads() < 2:
         pytest.skip("needs 2 threads")
-    for one, two in zip(_update_params(1), _update_params(2), strict=True):
-        assert torch.equal(one, two)
+    one = _update_params(1, hidden_sizes)
+    for threads in (2, 4):
+        for a, b in zip(one, _update_params(threads, hidden_sizes), strict=True):
+            assert torch.equal(a, b), threads
+
+
+def test_product_threads_leave_torch_alone():
+    """The products' count is fastsac's own setting; torch's (which torch.compile guards on)
+    does not move."""
+    from fastsac import ops
+
+    threads = torch.get_num_threads()
+    a, b = torch.randn(64, 256), torch.randn(256, 256)
+    want = a @ b
+    for n in (1, 3, 0):
+        ops.set_product_threads(n)
+        assert torch.equal(torch.ops.fastsac.mm(a, b), want)
+        assert torch.get_num_threads() == threads
+    with pytest.raises(RuntimeError, match=">= 0"):
+        torch.ops.fastsac._product_threads(-1)
 
 
 def test_auto_threads_runs_on_cpu():

@@ -24,7 +24,7 @@ from tests.conftest import requires_cuda
 def test_eager_agrees_with_reference(simd, dtype, tol_one, tol_many):
     """On every SIMD build: with AVX-512 the float32 update runs fastsac::mm's products."""
     ref, fast = twin_agents(dtype=dtype, compile=False)
-    assert fast._cfg.tiled_mm == (simd == "avx512" and dtype == torch.float32)
+    assert fast._cfg.contiguous_t == (simd == "avx512" and dtype == torch.float32)
     one, many = run_twins(ref, fast, 60)
     assert one <= tol_one
     assert many <= tol_many
@@ -55,7 +55,8 @@ def test_policy_update_freq_respected():
 
 
 def test_polyak_uses_pre_step_v():
-    """The V target blends V's parameters from before this update's V step (DESIGN item 6)."""
+    """The V target blends V's parameters from before this update's V step (docs/design.md,
+    step 6)."""
     ref, fast = twin_agents(dtype=torch.float64)
     v_before = [p.detach().clone() for p in fast.vf.parameters()]
     t_before = [p.detach().clone() for p in fast.vf_target.parameters()]
@@ -93,20 +94,20 @@ def test_graph_calls_fused_ops():
     rng = np.random.default_rng(0)
     batch = fast._batch_tensors(random_batch(rng, 32, fast.obs_dim, fast.action_dim))
     with torch.no_grad():
-        compiled(*fast._bound_groups(), *batch, torch.randn(32, 1))
+        compiled(fast._bound_state(), batch, torch.randn(32, 1))
     assert len(graphs) == 1
     targets = {str(node.target).removesuffix(".default") for node in graphs[0].graph.nodes
                if node.op == "call_function"}
     wanted = ["fastsac.tanh_normal", "fastsac.tanh_normal_backward", "fastsac.polyak_"]
-    if cfg.tiled_mm:  # an AVX-512 CPU: the hidden layers' products too
+    if cfg.cpu_products:  # the trunk products, on CPU
         wanted.append("fastsac.mm")
     for op in wanted:
         assert op in targets, f"{op} is not in the compiled graph"
 
 
 def test_update_config_is_frozen():
-    cfg = UpdateConfig(obs_dim=3, gamma=0.99, tau=0.005, target_entropy=-1.0, log_std_min=-20,
-                       log_std_max=2)
+    cfg = UpdateConfig(obs_dim=3, action_dim=1, hidden_sizes=(128, 128), gamma=0.99, tau=0.005,
+                       target_entropy=-1.0, log_std_min=-20, log_std_max=2)
     with pytest.raises(AttributeError):
         cfg.gamma = 0.5
 
