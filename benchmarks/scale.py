@@ -33,14 +33,16 @@ def to_markdown(report: dict) -> str:
              f"- torch {m['torch']}, stable-baselines3 {m['stable_baselines3']}, "
              f"gymnasium {m['gymnasium']}", "",
              "## update_model() (median per update; x floor = this time / its products' time)",
-             "", "| group | variant | median | x floor | vs reference |", "|---|---|---:|---:|---:|"]
+             "", "| group | variant | median | x floor | vs reference |",
+             "|---|---|---:|---:|---:|"]
     for r in report["updates"]:
         ref = f"{r['speedup_vs_reference']:.2f}x" if r["speedup_vs_reference"] else ""
         lines.append(f"| {r['group']} | {r['name']} | {r['median_s'] * 1e3:.3f} ms | "
                      f"{r['floor_ratio']:.2f} | {ref} |")
     if report["training"]:
         lines += ["", "## Training frames/s (update phase, median of rounds)", "",
-                  "| run | variant | frames/s | vs reference | vs SB3 |", "|---|---|---:|---:|---:|"]
+                  "| run | variant | frames/s | vs reference | vs SB3 |",
+                  "|---|---|---:|---:|---:|"]
         for r in report["training"]:
             sb3 = f"{r['speedup_vs_sb3']:.2f}x" if r["speedup_vs_sb3"] else ""
             lines.append(f"| {r['group']} | {r['name']} | {r['frames_per_s']:.0f} | "

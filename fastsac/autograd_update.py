@@ -1,8 +1,9 @@
 """The SAC update with autograd's gradients (``torch.func.grad``) instead of the hand-written
 backward of ``fastsac.update``: the same losses, alpha step, Adam and Polyak, traced into one
-compiled graph all the same. It exists to measure the explicit backward against autograd in the
-same compiled graph (benchmarks/backward_vs_autograd.py; docs/design.md, section 8) and is
-checked against the reference like every update (tests/test_autograd_update.py).
+compiled graph all the same (the actor head as torch ops, not the fused op). It exists to
+measure the explicit backward against autograd in the same compiled graph
+(benchmarks/backward_vs_autograd.py; docs/design.md, section 8) and is checked against the
+reference like every update (tests/test_autograd_update.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from fastsac.flat import unflatten
+from fastsac.ops import _tanh_normal_torch
 from fastsac.state import Batch, UpdateState
-from fastsac.update import UpdateConfig, adam_step
+from fastsac.update import UpdateConfig, adam_step, step_networks
 
 
 def _trunk(x, p, layers):
@@ -42,9 +44,11 @@ def autograd_sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState
     obs, next_obs, acts, rews, done = batch
 
     def actor_sample(p):
+        # the head's formula in torch ops: functorch transforms cannot run the C++ autograd of
+        # fastsac::tanh_normal; at 256 wide the head is a small share of the update either way
         h = _trunk(obs, p, layers)
-        return torch.ops.fastsac.tanh_normal(F.linear(h, p[-2], p[-1]), F.linear(h, p[-4], p[-3]),
-                                             noise, cfg.log_std_min, cfg.log_std_max)
+        return _tanh_normal_torch(F.linear(h, p[-2], p[-1]), F.linear(h, p[-4], p[-3]), noise,
+                                  cfg.log_std_min, cfg.log_std_max)
 
     new_action, log_prob = actor_sample(pa)
     entropy_gap = log_prob + cfg.target_entropy
@@ -81,13 +85,9 @@ def autograd_sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState
             return (alpha_now * lp - (qm - v)).mean()
 
         actor_grads, actor_loss = torch.func.grad_and_value(actor_loss_of)(pa)
-        adam_step(state.actor, actor_grads, cfg)
-        torch.ops.fastsac.polyak_([state.vf_target], [state.vf[0]], cfg.tau)
     else:
-        actor_loss = torch.zeros_like(vf_loss)
-    adam_step(state.qf_1, q1_grads, cfg)
-    adam_step(state.qf_2, q2_grads, cfg)
-    adam_step(state.vf, v_grads, cfg)
+        actor_loss, actor_grads = torch.zeros_like(vf_loss), None
+    step_networks(cfg, state, actor_grads, q1_grads, q2_grads, v_grads)
     return torch.stack((actor_loss, q1_loss + q2_loss, vf_loss, alpha_loss.reshape(())))
 
 

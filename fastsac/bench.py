@@ -293,9 +293,9 @@ def e2e_runners(device: str, warmup_random: int, with_sb3: bool):
     return runners
 
 
-def time_e2e(device="cpu", frames=1000, rounds=3, warmup_random=1000, with_sb3=True) -> list[dict]:
-    """Training frames/s in the update phase, interleaved round by round, median over rounds."""
-    runners = e2e_runners(device, warmup_random, with_sb3)
+def interleave_runners(runners: dict, frames: int, rounds: int) -> dict[str, list[float]]:
+    """Start every runner, then train each for ``frames`` frames in turn, ``rounds`` times:
+    frames/s per runner and round (a slow moment of the machine hits all runners alike)."""
     for start, _ in runners.values():
         start()
     fps: dict[str, list[float]] = {name: [] for name in runners}
@@ -304,6 +304,12 @@ def time_e2e(device="cpu", frames=1000, rounds=3, warmup_random=1000, with_sb3=T
             t0 = time.perf_counter()
             run(frames)
             fps[name].append(frames / (time.perf_counter() - t0))
+    return fps
+
+
+def time_e2e(device="cpu", frames=1000, rounds=3, warmup_random=1000, with_sb3=True) -> list[dict]:
+    """Training frames/s in the update phase, interleaved round by round, median over rounds."""
+    fps = interleave_runners(e2e_runners(device, warmup_random, with_sb3), frames, rounds)
     ref = statistics.median(fps["reference (eager, notebook)"])
     results = []
     for name, values in fps.items():

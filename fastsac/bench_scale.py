@@ -21,7 +21,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastsac import FastSAC, SACAgent, make_env, ops
-from fastsac.bench import Case, _fill_random, _sb3_available
+from fastsac.bench import Case, _fill_random, _sb3_available, interleave_runners
 
 
 @dataclass(frozen=True)
@@ -245,14 +245,7 @@ def time_training(shape: Shape, frames: int = 2000, rounds: int = 3, warmup_rand
 
         runners["Stable-Baselines3 SAC"] = (
             start_sb3, lambda n: box["model"].learn(n, reset_num_timesteps=False))
-    for start, _ in runners.values():
-        start()
-    fps: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
-        for name, (_, run) in runners.items():
-            t0 = time.perf_counter()
-            run(frames)
-            fps[name].append(frames / (time.perf_counter() - t0))
+    fps = interleave_runners(runners, frames, rounds)
     ref = statistics.median(fps["reference (eager, notebook)"])
     sb3 = statistics.median(fps["Stable-Baselines3 SAC"]) if "Stable-Baselines3 SAC" in fps \
         else None

@@ -260,17 +260,24 @@ def sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState, batch: 
         trunk_grads = _trunk_backward(g_top, a_acts, net_a, prod)
         actor_grads = [*trunk_grads, g_log_std_raw.t() @ a_acts[-1], g_log_std_raw.sum(0),
                        g_mean_raw.t() @ a_acts[-1], g_mean_raw.sum(0)]
-        adam_step(state.actor, actor_grads, cfg)
-        # Polyak before V's step: V_target blends V's pre-step parameters
-        torch.ops.fastsac.polyak_([state.vf_target], [state.vf[0]], cfg.tau)
     else:
-        actor_loss = torch.zeros_like(vf_loss)
+        actor_loss, actor_grads = torch.zeros_like(vf_loss), None
+    # (6) the actor's step and Polyak on policy steps, (7) Q1, Q2, V every update
+    step_networks(cfg, state, actor_grads, q1_grads, q2_grads, v_grads)
+    return torch.stack((actor_loss, qf_loss, vf_loss, alpha_loss.reshape(())))
 
-    # (7) Q1, Q2, V step every update
+
+def step_networks(cfg: UpdateConfig, state: UpdateState, actor_grads: Tensors | None,
+                  q1_grads: Tensors, q2_grads: Tensors, v_grads: Tensors) -> None:
+    """Steps (6)-(7) once the gradients are known: on a policy step (``actor_grads`` given)
+    the actor's Adam step, then Polyak, before V's step, so V_target blends V's pre-step
+    parameters; then Q1, Q2 and V, every update."""
+    if actor_grads is not None:
+        adam_step(state.actor, actor_grads, cfg)
+        torch.ops.fastsac.polyak_([state.vf_target], [state.vf[0]], cfg.tau)
     adam_step(state.qf_1, q1_grads, cfg)
     adam_step(state.qf_2, q2_grads, cfg)
     adam_step(state.vf, v_grads, cfg)
-    return torch.stack((actor_loss, qf_loss, vf_loss, alpha_loss.reshape(())))
 
 
 def _own_code(fn: Callable, tag: str) -> Callable:
