@@ -8,7 +8,6 @@ thread, interleaved round by round; compile times too. Results to benchmarks/res
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -20,7 +19,6 @@ import torch
 from fastsac import FastSAC, make_env
 from fastsac.autograd_update import make_autograd_update
 from fastsac.bench import _fill_random, machine_info
-from fastsac.update import make_update
 
 
 def main() -> None:
@@ -35,17 +33,12 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     agents, compile_s = {}, {}
-    variants = ("explicit backward (fastsac.update)", "explicit backward, torch products",
-                "autograd (torch.func.grad)")
+    variants = ("explicit backward (fastsac.update)", "autograd (torch.func.grad)")
     for name in variants:
         agent = FastSAC(make_env(args.env), 100_000, args.batch, device="cpu", seed=0,
                         hidden_sizes=tuple(args.hidden), update_threads=args.threads)
         if name.startswith("autograd"):
             agent._update_fn = make_autograd_update(agent._cfg, compile=True)
-        elif "torch products" in name:  # F.linear and @ in the graph, as on CUDA
-            agent._cfg = dataclasses.replace(agent._cfg, cpu_products=False)
-            agent._update_fn = make_update(agent._cfg, True, agent.device, agent.dtype,
-                                           agent.batch_size)
         _fill_random(agent.memory)
         start = time.perf_counter()
         for _ in range(2):  # both graphs

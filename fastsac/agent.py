@@ -35,7 +35,7 @@ from fastsac.state import (
     slot_parameters,
 )
 from fastsac.threads import ThreadTuner, thread_candidates
-from fastsac.update import UpdateConfig, make_update
+from fastsac.update import TILED_WIDTHS, UpdateConfig, make_update
 
 
 class FastSAC(AgentBase):
@@ -49,11 +49,13 @@ class FastSAC(AgentBase):
         compile: ``True`` (default) compiles the update as one graph with ``torch.compile``;
             ``False`` runs the same update function eagerly (no compile time).
         cuda_graph: on CUDA, replay the compiled update as a CUDA graph (default ``True``).
-        update_threads: CPU threads of the update's products: ``"auto"`` (default) times
-            updates on 1, 2, 4 and torch's thread count (those up to it) and keeps the fastest,
-            re-checked as training goes on (:mod:`fastsac.threads`); an int fixes the count;
-            ``None`` uses torch's count. It never changes torch's own setting, and one
-            compiled graph serves every count.
+        update_threads: CPU threads of the update: ``"auto"`` (default) times updates with
+            the tiled products (AVX-512, float32, 128 wide) on 1, 2, 4 and torch's thread count
+            and keeps the fastest, re-checked as training goes on (:mod:`fastsac.threads`),
+            through fastsac's own product thread count, so one compiled graph serves every
+            count; where the update has no tiled products it runs on torch's count. An int
+            fixes the count for the whole update (torch's count is set around it); ``None``
+            uses torch's count.
 
     Example:
         >>> env = fastsac.make_env("Pendulum-v1")
@@ -83,16 +85,20 @@ class FastSAC(AgentBase):
             obs_dim=self.obs_dim, action_dim=self.action_dim, hidden_sizes=self.hidden_sizes,
             gamma=self.gamma, tau=self.tau, target_entropy=self.target_entropy,
             log_std_min=self.actor.log_std_min, log_std_max=self.actor.log_std_max, lr=self.lr,
-            cpu_products=cpu,
-            contiguous_t=(cpu and self.dtype == torch.float32 and ops.EXTENSION_LOADED
-                          and ops.cpu_simd() == "avx512"),
+            tiled_mm=(cpu and self.dtype == torch.float32 and ops.EXTENSION_LOADED
+                      and ops.cpu_simd() == "avx512"),
             shapes={"actor": self._flat["actor"].shapes, "critic_q": self._flat["qf_1"].shapes,
                     "critic_v": self._flat["vf"].shapes})
         self._update_fn = make_update(self._cfg, self.compile, self.device, self.dtype,
                                       self.batch_size)
+        # The tuner sets the thread count of the tiled products (fastsac::mm); where the update
+        # has none, its products are torch's and run on torch's thread count, which it cannot
+        # change between updates without compiling the update again (torch.compile guards it).
+        tiled_layers = self._cfg.tiled_mm and any(
+            w in TILED_WIDTHS for w in self.hidden_sizes[1:])
         self._thread_tuner = (
             ThreadTuner(thread_candidates(torch.get_num_threads()), self.policy_update_freq)
-            if update_threads == "auto" and cpu else None)
+            if update_threads == "auto" and cpu and tiled_layers else None)
         self._state: UpdateState | None = None
         self._graphs: dict[bool, Any] = {}
         self._static: Batch | None = None
@@ -236,27 +242,33 @@ class FastSAC(AgentBase):
         actor_loss = losses[0] if policy_step else torch.zeros(1)
         return actor_loss, losses[1], losses[2], losses[3]
 
-    def _product_threads(self) -> int:
-        """The thread count for this update's products (0: torch's count)."""
-        if self._thread_tuner is not None:
-            return self._thread_tuner.threads()
-        if isinstance(self.update_threads, int):
-            return self.update_threads
-        return 0
-
     def _run_update(self, policy_step: bool, batch: Batch, noise: torch.Tensor) -> torch.Tensor:
-        """The update function, its products on the thread count of ``update_threads``."""
+        """The update function on the thread count of ``update_threads``: the tuner's choice
+        for the tiled products (fastsac's own count), or a fixed count for everything."""
         if self.device.type != "cpu":
             with torch.no_grad():
                 return self._update_fn(policy_step, self._bound_state(), batch, noise)
-        threads = self._product_threads()
-        ops.set_product_threads(threads)
-        start = time.perf_counter()
-        with torch.no_grad():
-            losses = self._update_fn(policy_step, self._bound_state(), batch, noise)
-        if self._thread_tuner is not None:
-            self._thread_tuner.record(threads, time.perf_counter() - start)
-        return losses
+        tuner = self._thread_tuner
+        if tuner is not None:
+            threads = tuner.threads()
+            ops.set_product_threads(threads)
+            start = time.perf_counter()
+            with torch.no_grad():
+                losses = self._update_fn(policy_step, self._bound_state(), batch, noise)
+            tuner.record(threads, time.perf_counter() - start)
+            return losses
+        ops.set_product_threads(0)  # tiled products, if any, on torch's count
+        fixed = self.update_threads if isinstance(self.update_threads, int) else None
+        previous = torch.get_num_threads()
+        switch = fixed is not None and fixed != previous
+        if switch:  # one fixed count: one compiled entry
+            torch.set_num_threads(fixed)
+        try:
+            with torch.no_grad():
+                return self._update_fn(policy_step, self._bound_state(), batch, noise)
+        finally:
+            if switch:
+                torch.set_num_threads(previous)
 
     # ---- CUDA graphs ----------------------------------------------------------------------------
     def _state_tensors(self) -> list[torch.Tensor]:

@@ -54,8 +54,7 @@ class UpdateConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     adam_eps: float = 1e-8
-    cpu_products: bool = False  # trunk products through fastsac::mm (see Products)
-    contiguous_t: bool = False  # materialise transposed weights (AVX-512 float32 tiles)
+    tiled_mm: bool = False  # hidden layers in fastsac::mm's AVX-512 tiles where they pay
     # parameter shapes of each network, in registration order (they follow from the fields
     # above, so they take no part in equality)
     shapes: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict, compare=False,
@@ -63,39 +62,48 @@ class UpdateConfig:
 
 
 # ---- networks, forward and backward --------------------------------------------------------
+# Hidden-to-hidden layers whose widths are both in this range run through the tiled AVX-512
+# kernel of fastsac::mm when the CPU has it (float32): the shape where it was measured to beat
+# MKL (128 wide, BENCHMARKS.md). Elsewhere the products are torch's own: a custom-op call in
+# the compiled graph costs more than inductor's mm, so fastsac::mm is used only where it wins.
+TILED_WIDTHS = range(16, 129)
+
+
 @dataclass
 class Products:
-    """The update's trunk products (every hidden layer, forward and backward): most of a CPU
-    update's time at any width.
+    """Which of the update's trunk products (forward and backward) run in fastsac::mm's tiles.
 
-    ``cpu=False``: torch's products (cuBLAS on CUDA). ``cpu=True``: ``fastsac::mm``, which runs
-    its register-tiled AVX-512 kernel where that beats MKL and MKL elsewhere (csrc/gemm_cpu.cpp
-    decides by CPU, dtype and shape), on fastsac's own product thread count (set between
-    updates by the thread tuner without touching torch's, which torch.compile guards on).
-    ``contiguous_t``: the tiled kernel reads its right operand row-major, so the transposed
-    weights of the forward products are materialised once per update (each is used up to three
-    times: Q(s, a), Q(s, new_a) and, for the actor, nowhere else).
+    ``tiled=False``: every product is torch's (MKL on CPU, cuBLAS on CUDA). ``tiled=True`` (an
+    AVX-512 CPU, float32): hidden-to-hidden layers of widths in ``TILED_WIDTHS`` run in
+    ``fastsac::mm``, on fastsac's own product thread count (set between updates by the thread
+    tuner without touching torch's, which torch.compile guards on); their transposed weights
+    are materialised once per update (the tiles read the right operand row-major; Q's are used
+    twice: Q(s, a) and Q(s, new_a)).
     """
 
-    cpu: bool
-    contiguous_t: bool = False
+    tiled: bool
 
-    def transposed(self, w: torch.Tensor) -> torch.Tensor:
-        return w.t().contiguous() if self.contiguous_t else w.t()
+    def tiles(self, w: torch.Tensor, layer: int) -> bool:
+        """Whether hidden layer ``layer`` (0-based) with weight ``w`` runs in the tiles."""
+        return (self.tiled and layer > 0 and w.shape[0] in TILED_WIDTHS
+                and w.shape[1] in TILED_WIDTHS)
 
-    def mm(self, a, b):
-        return torch.ops.fastsac.mm(a, b) if self.cpu else a @ b
+    @staticmethod
+    def mm(a, b, tiled: bool):
+        return torch.ops.fastsac.mm(a, b) if tiled else a @ b
 
 
 class Net:
     """One network's parameter views for this update: ``p`` in registration order
-    (``layers`` weight/bias pairs of the trunk, then the heads), and on CPU the trunk weights
-    transposed for the forward products."""
+    (``layers`` weight/bias pairs of the trunk, then the heads), which hidden layers run in the
+    tiles, and their transposed weights."""
 
     def __init__(self, flat: torch.Tensor, shapes, layers: int, prod: Products):
         self.p = unflatten(flat, shapes)
         self.layers = layers
-        self.wt = [prod.transposed(self.p[2 * i]) for i in range(layers)] if prod.cpu else None
+        self.tiled = [prod.tiles(self.p[2 * i], i) for i in range(layers)]
+        self.wt = [self.p[2 * i].t().contiguous() if self.tiled[i] else None
+                   for i in range(layers)]
 
     def head(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight and bias of head ``j`` (actor: 0 log_std_layer, 1 mu_layer; critic: 0 out)."""
@@ -108,10 +116,10 @@ def _trunk(x, net: Net, prod: Products) -> list[torch.Tensor]:
     acts = [x]
     for i in range(net.layers):
         w, b = net.p[2 * i], net.p[2 * i + 1]
-        if net.wt is None:
-            acts.append(torch.relu(F.linear(acts[-1], w, b)))
+        if net.tiled[i]:
+            acts.append(torch.relu(prod.mm(acts[-1], net.wt[i], True) + b))
         else:
-            acts.append(torch.relu(prod.mm(acts[-1], net.wt[i]) + b))
+            acts.append(torch.relu(F.linear(acts[-1], w, b)))
     return acts
 
 
@@ -121,10 +129,10 @@ def _trunk_backward(g_top, acts, net: Net, prod: Products) -> list[torch.Tensor]
     g = g_top
     for i in reversed(range(net.layers)):
         g_a = torch.where(acts[i + 1] > 0, g, 0.0)  # through the ReLU
-        grads[2 * i] = prod.mm(g_a.t(), acts[i])
+        grads[2 * i] = prod.mm(g_a.t(), acts[i], net.tiled[i])
         grads[2 * i + 1] = g_a.sum(0)
         if i > 0:
-            g = prod.mm(g_a, net.p[2 * i])
+            g = prod.mm(g_a, net.p[2 * i], net.tiled[i])
     return grads
 
 
@@ -149,7 +157,7 @@ def _critic_input_grad(g_out, acts, net: Net, input_cols: slice, prod: Products)
         g_a = torch.where(acts[i + 1] > 0, g, 0.0)
         if i == 0:
             return g_a @ net.p[0][:, input_cols]
-        g = prod.mm(g_a, net.p[2 * i])
+        g = prod.mm(g_a, net.p[2 * i], net.tiled[i])
     raise AssertionError("a critic has at least one hidden layer")
 
 
@@ -195,7 +203,7 @@ def sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState, batch: 
     Returns the losses as one tensor ``[actor_loss, qf_loss, vf_loss, alpha_loss]``
     (actor_loss is 0 when ``policy_step`` is False). Numbers in comments are the steps of
     docs/design.md's semantics list. Run under ``torch.no_grad()``."""
-    prod = Products(cfg.cpu_products, cfg.contiguous_t)
+    prod = Products(cfg.tiled_mm)
     layers = len(cfg.hidden_sizes)
     net_a = Net(state.actor[0], cfg.shapes["actor"], layers, prod)
     net_q1 = Net(state.qf_1[0], cfg.shapes["critic_q"], layers, prod)
@@ -322,8 +330,8 @@ def make_update(cfg: UpdateConfig, compile: bool, device: torch.device, dtype: t
         options["cpp_wrapper"] = True
         # The graph's own kernels (Adam, activations, losses: loops over ~10^4-10^5 elements)
         # run on one thread: split across threads, each costs an OpenMP fork and join worth
-        # more than the loop. The products (fastsac::mm) run on fastsac's product thread
-        # count, read at run time, which FastSAC's update_threads sets; one compiled graph
+        # more than the loop. The tiled products (fastsac::mm) run on fastsac's product thread
+        # count, read at run time, which FastSAC's thread tuner sets; one compiled graph
         # serves every count. (Inductor bakes this into the graph; naming it also keys its
         # on-disk cache.)
         options["cpp.threads"] = 1

@@ -92,7 +92,9 @@ def test_product_threads_leave_torch_alone():
 
 def test_auto_threads_runs_on_cpu():
     agent = FastSAC(make_env(), 1000, 32, device="cpu", seed=0, compile=False)
-    assert agent.update_threads == "auto" and agent._thread_tuner is not None
+    # the tuner sets the tiled products' count: it exists where the update has tiled layers
+    assert agent.update_threads == "auto"
+    assert (agent._thread_tuner is not None) == agent._cfg.tiled_mm
     _fill_random(agent.memory)
     threads = torch.get_num_threads()
     for step in range(1, 30):

@@ -24,7 +24,7 @@ from tests.conftest import requires_cuda
 def test_eager_agrees_with_reference(simd, dtype, tol_one, tol_many):
     """On every SIMD build: with AVX-512 the float32 update runs fastsac::mm's products."""
     ref, fast = twin_agents(dtype=dtype, compile=False)
-    assert fast._cfg.contiguous_t == (simd == "avx512" and dtype == torch.float32)
+    assert fast._cfg.tiled_mm == (simd == "avx512" and dtype == torch.float32)
     one, many = run_twins(ref, fast, 60)
     assert one <= tol_one
     assert many <= tol_many
@@ -99,7 +99,7 @@ def test_graph_calls_fused_ops():
     targets = {str(node.target).removesuffix(".default") for node in graphs[0].graph.nodes
                if node.op == "call_function"}
     wanted = ["fastsac.tanh_normal", "fastsac.tanh_normal_backward", "fastsac.polyak_"]
-    if cfg.cpu_products:  # the trunk products, on CPU
+    if cfg.tiled_mm:  # an AVX-512 CPU: the 128-wide hidden layer's products too
         wanted.append("fastsac.mm")
     for op in wanted:
         assert op in targets, f"{op} is not in the compiled graph"
