@@ -35,7 +35,7 @@ from fastsac.state import (
     slot_parameters,
 )
 from fastsac.threads import ThreadTuner, thread_candidates
-from fastsac.update import TILED_WIDTHS, UpdateConfig, make_update
+from fastsac.update import UpdateConfig, make_update
 
 
 class FastSAC(AgentBase):
@@ -94,11 +94,9 @@ class FastSAC(AgentBase):
         # The tuner sets the thread count of the tiled products (fastsac::mm); where the update
         # has none, its products are torch's and run on torch's thread count, which it cannot
         # change between updates without compiling the update again (torch.compile guards it).
-        tiled_layers = self._cfg.tiled_mm and any(
-            w in TILED_WIDTHS for w in self.hidden_sizes[1:])
         self._thread_tuner = (
             ThreadTuner(thread_candidates(torch.get_num_threads()), self.policy_update_freq)
-            if update_threads == "auto" and cpu and tiled_layers else None)
+            if update_threads == "auto" and any(self._cfg.tiled_layers) else None)
         self._state: UpdateState | None = None
         self._graphs: dict[bool, Any] = {}
         self._static: Batch | None = None

@@ -37,6 +37,13 @@ Tensors = Sequence[torch.Tensor]
 AdamGroup = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
+# Hidden-to-hidden layers whose widths are both in this range run through the tiled AVX-512
+# kernel of fastsac::mm when the CPU has it (float32): the shape where it was measured to beat
+# MKL (128 wide, BENCHMARKS.md). Elsewhere the products are torch's own: a custom-op call in
+# the compiled graph costs more than inductor's mm, so fastsac::mm is used only where it wins.
+TILED_WIDTHS = range(16, 129)
+
+
 @dataclass(frozen=True)
 class UpdateConfig:
     """Constants baked into the compiled graph (and, with the device, dtype and batch size, the
@@ -60,50 +67,35 @@ class UpdateConfig:
     shapes: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict, compare=False,
                                                            hash=False)
 
+    @property
+    def tiled_layers(self) -> tuple[bool, ...]:
+        """Which hidden layers run in fastsac::mm's tiles (``tiled_mm``: an AVX-512 CPU,
+        float32): hidden-to-hidden layers whose widths are both in ``TILED_WIDTHS``."""
+        w = self.hidden_sizes
+        return tuple(self.tiled_mm and i > 0 and w[i - 1] in TILED_WIDTHS and w[i] in TILED_WIDTHS
+                     for i in range(len(w)))
+
 
 # ---- networks, forward and backward --------------------------------------------------------
-# Hidden-to-hidden layers whose widths are both in this range run through the tiled AVX-512
-# kernel of fastsac::mm when the CPU has it (float32): the shape where it was measured to beat
-# MKL (128 wide, BENCHMARKS.md). Elsewhere the products are torch's own: a custom-op call in
-# the compiled graph costs more than inductor's mm, so fastsac::mm is used only where it wins.
-TILED_WIDTHS = range(16, 129)
-
-
-@dataclass
-class Products:
-    """Which of the update's trunk products (forward and backward) run in fastsac::mm's tiles.
-
-    ``tiled=False``: every product is torch's (MKL on CPU, cuBLAS on CUDA). ``tiled=True`` (an
-    AVX-512 CPU, float32): hidden-to-hidden layers of widths in ``TILED_WIDTHS`` run in
-    ``fastsac::mm``, on fastsac's own product thread count (set between updates by the thread
-    tuner without touching torch's, which torch.compile guards on); their transposed weights
-    are materialised once per update (the tiles read the right operand row-major; Q's are used
-    twice: Q(s, a) and Q(s, new_a)).
-    """
-
-    tiled: bool
-
-    def tiles(self, w: torch.Tensor, layer: int) -> bool:
-        """Whether hidden layer ``layer`` (0-based) with weight ``w`` runs in the tiles."""
-        return (self.tiled and layer > 0 and w.shape[0] in TILED_WIDTHS
-                and w.shape[1] in TILED_WIDTHS)
-
-    @staticmethod
-    def mm(a, b, tiled: bool):
-        return torch.ops.fastsac.mm(a, b) if tiled else a @ b
+def _mm(a, b, tiled: bool):
+    """a @ b: in fastsac::mm's tiles for a tiled layer (on fastsac's own product thread count,
+    which the thread tuner sets between updates without touching torch's, the count
+    torch.compile guards on), else torch's product (MKL on CPU, cuBLAS on CUDA)."""
+    return torch.ops.fastsac.mm(a, b) if tiled else a @ b
 
 
 class Net:
-    """One network's parameter views for this update: ``p`` in registration order
-    (``layers`` weight/bias pairs of the trunk, then the heads), which hidden layers run in the
-    tiles, and their transposed weights."""
+    """One network's parameter views for this update: ``p`` in registration order (a
+    weight/bias pair per hidden layer, then the heads), which hidden layers run in the tiles
+    (``UpdateConfig.tiled_layers``), and their transposed weights, materialised once per update
+    (the tiles read the right operand row-major; Q's are used twice: Q(s, a) and Q(s, new_a))."""
 
-    def __init__(self, flat: torch.Tensor, shapes, layers: int, prod: Products):
+    def __init__(self, flat: torch.Tensor, shapes, tiled: tuple[bool, ...]):
         self.p = unflatten(flat, shapes)
-        self.layers = layers
-        self.tiled = [prod.tiles(self.p[2 * i], i) for i in range(layers)]
-        self.wt = [self.p[2 * i].t().contiguous() if self.tiled[i] else None
-                   for i in range(layers)]
+        self.layers = len(tiled)
+        self.tiled = tiled
+        self.wt = [self.p[2 * i].t().contiguous() if tiled[i] else None
+                   for i in range(self.layers)]
 
     def head(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The weight and bias of head ``j`` (actor: 0 log_std_layer, 1 mu_layer; critic: 0 out)."""
@@ -111,45 +103,45 @@ class Net:
         return self.p[k], self.p[k + 1]
 
 
-def _trunk(x, net: Net, prod: Products) -> list[torch.Tensor]:
+def _trunk(x, net: Net) -> list[torch.Tensor]:
     """The ReLU layers every network starts with; returns ``[x, h1, ..., hN]``."""
     acts = [x]
     for i in range(net.layers):
         w, b = net.p[2 * i], net.p[2 * i + 1]
         if net.tiled[i]:
-            acts.append(torch.relu(prod.mm(acts[-1], net.wt[i], True) + b))
+            acts.append(torch.relu(_mm(acts[-1], net.wt[i], True) + b))
         else:
             acts.append(torch.relu(F.linear(acts[-1], w, b)))
     return acts
 
 
-def _trunk_backward(g_top, acts, net: Net, prod: Products) -> list[torch.Tensor]:
+def _trunk_backward(g_top, acts, net: Net) -> list[torch.Tensor]:
     """Gradients of the trunk's weights and biases from dL/dh_N, in registration order."""
     grads: list[torch.Tensor] = [None] * (2 * net.layers)  # type: ignore[list-item]
     g = g_top
     for i in reversed(range(net.layers)):
         g_a = torch.where(acts[i + 1] > 0, g, 0.0)  # through the ReLU
-        grads[2 * i] = prod.mm(g_a.t(), acts[i], net.tiled[i])
+        grads[2 * i] = _mm(g_a.t(), acts[i], net.tiled[i])
         grads[2 * i + 1] = g_a.sum(0)
         if i > 0:
-            g = prod.mm(g_a, net.p[2 * i], net.tiled[i])
+            g = _mm(g_a, net.p[2 * i], net.tiled[i])
     return grads
 
 
-def _critic(x, net: Net, prod: Products):
-    acts = _trunk(x, net, prod)
+def _critic(x, net: Net):
+    acts = _trunk(x, net)
     w, b = net.head(0)
     return F.linear(acts[-1], w, b), acts
 
 
-def _critic_backward(g_out, acts, net: Net, prod: Products):
+def _critic_backward(g_out, acts, net: Net):
     """Weight gradients of a critic from dL/dout."""
     w, _ = net.head(0)
-    grads = _trunk_backward(g_out @ w, acts, net, prod)
+    grads = _trunk_backward(g_out @ w, acts, net)
     return [*grads, g_out.t() @ acts[-1], g_out.sum(0)]
 
 
-def _critic_input_grad(g_out, acts, net: Net, input_cols: slice, prod: Products):
+def _critic_input_grad(g_out, acts, net: Net, input_cols: slice):
     """dL/dx[:, input_cols] of a critic, without its weight gradients."""
     w, _ = net.head(0)
     g = g_out @ w
@@ -157,7 +149,7 @@ def _critic_input_grad(g_out, acts, net: Net, input_cols: slice, prod: Products)
         g_a = torch.where(acts[i + 1] > 0, g, 0.0)
         if i == 0:
             return g_a @ net.p[0][:, input_cols]
-        g = prod.mm(g_a, net.p[2 * i], net.tiled[i])
+        g = _mm(g_a, net.p[2 * i], net.tiled[i])
     raise AssertionError("a critic has at least one hidden layer")
 
 
@@ -203,20 +195,19 @@ def sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState, batch: 
     Returns the losses as one tensor ``[actor_loss, qf_loss, vf_loss, alpha_loss]``
     (actor_loss is 0 when ``policy_step`` is False). Numbers in comments are the steps of
     docs/design.md's semantics list. Run under ``torch.no_grad()``."""
-    prod = Products(cfg.tiled_mm)
-    layers = len(cfg.hidden_sizes)
-    net_a = Net(state.actor[0], cfg.shapes["actor"], layers, prod)
-    net_q1 = Net(state.qf_1[0], cfg.shapes["critic_q"], layers, prod)
-    net_q2 = Net(state.qf_2[0], cfg.shapes["critic_q"], layers, prod)
-    net_v = Net(state.vf[0], cfg.shapes["critic_v"], layers, prod)
-    net_vt = Net(state.vf_target, cfg.shapes["critic_v"], layers, prod)
+    tiled = cfg.tiled_layers
+    net_a = Net(state.actor[0], cfg.shapes["actor"], tiled)
+    net_q1 = Net(state.qf_1[0], cfg.shapes["critic_q"], tiled)
+    net_q2 = Net(state.qf_2[0], cfg.shapes["critic_q"], tiled)
+    net_v = Net(state.vf[0], cfg.shapes["critic_v"], tiled)
+    net_vt = Net(state.vf_target, cfg.shapes["critic_v"], tiled)
     log_alpha = state.log_alpha[0]
     obs, next_obs, acts, rews, done = batch
     n = obs.shape[0]
     action_cols = slice(cfg.obs_dim, None)
 
     # (2) one actor forward through the fused op
-    a_acts = _trunk(obs, net_a, prod)
+    a_acts = _trunk(obs, net_a)
     w_ls, b_ls = net_a.head(0)
     w_mu, b_mu = net_a.head(1)
     log_std_raw = F.linear(a_acts[-1], w_ls, b_ls)
@@ -232,40 +223,40 @@ def sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState, batch: 
     alpha_now = log_alpha.exp()
 
     # (4) Q regression on r + gamma * V_target(s') * (1 - terminated)
-    v_next, _ = _critic(next_obs, net_vt, prod)
+    v_next, _ = _critic(next_obs, net_vt)
     q_target = rews + cfg.gamma * v_next * (1 - done)
     sa = torch.cat((obs, acts), dim=-1)
-    q1, q1_acts = _critic(sa, net_q1, prod)
-    q2, q2_acts = _critic(sa, net_q2, prod)
+    q1, q1_acts = _critic(sa, net_q1)
+    q2, q2_acts = _critic(sa, net_q2)
     q1_err, q2_err = q1 - q_target, q2 - q_target
     qf_loss = (q1_err * q1_err).mean() + (q2_err * q2_err).mean()
 
     # (5) V regression on min Q(s, new_action) - alpha * log_prob
-    v, v_acts = _critic(obs, net_v, prod)
+    v, v_acts = _critic(obs, net_v)
     s_new = torch.cat((obs, new_action), dim=-1)
-    q1_new, q1_new_acts = _critic(s_new, net_q1, prod)
-    q2_new, q2_new_acts = _critic(s_new, net_q2, prod)
+    q1_new, q1_new_acts = _critic(s_new, net_q1)
+    q2_new, q2_new_acts = _critic(s_new, net_q2)
     q_min = torch.minimum(q1_new, q2_new)
     v_err = v - (q_min - alpha_now * log_prob)
     vf_loss = (v_err * v_err).mean()
 
     scale = 2.0 / n  # d/dx mean((x - y)^2) = 2 (x - y) / n
-    q1_grads = _critic_backward(q1_err * scale, q1_acts, net_q1, prod)
-    q2_grads = _critic_backward(q2_err * scale, q2_acts, net_q2, prod)
-    v_grads = _critic_backward(v_err * scale, v_acts, net_v, prod)
+    q1_grads = _critic_backward(q1_err * scale, q1_acts, net_q1)
+    q2_grads = _critic_backward(q2_err * scale, q2_acts, net_q2)
+    v_grads = _critic_backward(v_err * scale, v_acts, net_v)
 
     if policy_step:
         # (6) actor loss mean(alpha * log_prob - (min Q - V)); its path into Q's weights is
         # never formed; only dL/d(new_action) flows back through the critics' inputs.
         actor_loss = (alpha_now * log_prob - (q_min - v)).mean()
         g_q1_new, g_q2_new = _min_backward(torch.full_like(q_min, -1.0 / n), q1_new, q2_new)
-        g_action = (_critic_input_grad(g_q1_new, q1_new_acts, net_q1, action_cols, prod)
-                    + _critic_input_grad(g_q2_new, q2_new_acts, net_q2, action_cols, prod))
+        g_action = (_critic_input_grad(g_q1_new, q1_new_acts, net_q1, action_cols)
+                    + _critic_input_grad(g_q2_new, q2_new_acts, net_q2, action_cols))
         g_log_prob = (alpha_now / n).expand_as(log_prob)
         g_mean_raw, g_log_std_raw = torch.ops.fastsac.tanh_normal_backward(
             g_action, g_log_prob, mean_raw, log_std_raw, noise, cfg.log_std_min, cfg.log_std_max)
         g_top = g_log_std_raw @ w_ls + g_mean_raw @ w_mu
-        trunk_grads = _trunk_backward(g_top, a_acts, net_a, prod)
+        trunk_grads = _trunk_backward(g_top, a_acts, net_a)
         actor_grads = [*trunk_grads, g_log_std_raw.t() @ a_acts[-1], g_log_std_raw.sum(0),
                        g_mean_raw.t() @ a_acts[-1], g_mean_raw.sum(0)]
     else:

@@ -148,3 +148,16 @@ def test_adam_power_cap_changes_no_result(dtype):
         assert torch.equal(1 - torch.pow(beta, t), 1 - torch.pow(beta, capped))
         assert torch.equal(torch.sqrt(1 - torch.pow(beta, t)),
                            torch.sqrt(1 - torch.pow(beta, capped)))
+
+
+def test_tiled_layers_rule():
+    """One rule says which hidden layers run in fastsac::mm's tiles; the update and FastSAC's
+    thread tuner both read it."""
+    def cfg(sizes, tiled=True):
+        return UpdateConfig(obs_dim=3, action_dim=1, hidden_sizes=sizes, gamma=0.99, tau=0.005,
+                            target_entropy=-1.0, log_std_min=-20, log_std_max=2, tiled_mm=tiled)
+
+    assert cfg((128, 128)).tiled_layers == (False, True)
+    assert cfg((400, 128)).tiled_layers == (False, False)
+    assert cfg((64, 128, 256)).tiled_layers == (False, True, False)
+    assert cfg((128, 128), tiled=False).tiled_layers == (False, False)
