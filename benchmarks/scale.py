@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import time
 
 import torch
 
 from fastsac import bench, bench_scale, ops
-from fastsac.bench_cli import machine_slug
+from fastsac.bench_cli import machine_slug, write_report
 
 
 def to_markdown(report: dict) -> str:
@@ -82,14 +81,10 @@ def main() -> None:
     report = {"date": datetime.date.today().isoformat(), "simd": ops.cpu_simd(), "machine": info,
               "updates": updates, "training": training,
               "seconds": round(time.perf_counter() - start, 1)}
-    os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"{machine_slug(info)}-{report['date']}-scale-{report['simd']}"
                         f"{'-quick' if args.quick else ''}")
-    with open(stem + ".json", "w") as f:
-        json.dump(report, f, indent=2)
     markdown = to_markdown(report)
-    with open(stem + ".md", "w") as f:
-        f.write(markdown)
+    write_report(stem, report, markdown)
     print(markdown)
     print(f"wrote {stem}.json, .md ({report['seconds']:.0f} s)")
 

@@ -1,4 +1,5 @@
-// CPU kernel of fastsac::policy_action: the actor's sample for ONE state, in one call.
+// CPU kernel of fastsac::policy_action: the actor's sample for one state ([obs_dim]) or for the
+// states of a vector env ([n, obs_dim], row by row), in one call.
 //
 // Why: select_action runs once per environment step. Through torch ops it is a dozen dispatches
 // (matrix-vector products, ReLUs, the fused head, ...) around a few thousand multiply-adds; here
@@ -49,7 +50,11 @@ at::Tensor policy_action_cpu(const at::Tensor& state, at::TensorList actor, cons
     TORCH_CHECK(p.scalar_type() == dtype && p.device().is_cpu(),
                 "policy_action: parameters must be CPU tensors of the state's dtype");
   }
-  const int64_t obs_dim = state.numel();
+  TORCH_CHECK(state.dim() == 1 || state.dim() == 2,
+              "policy_action: state must be [obs_dim] or [n, obs_dim], got ", state.dim(), " dims");
+  const bool rows = state.dim() == 2;
+  const int64_t n = rows ? state.size(0) : 1;
+  const int64_t obs_dim = state.size(-1);
   const at::Tensor& w_ls = actor[2 * layers];
   const at::Tensor& w_mu = actor[2 * layers + 2];
   const int64_t act_dim = w_mu.size(0);
@@ -64,37 +69,40 @@ at::Tensor policy_action_cpu(const at::Tensor& state, at::TensorList actor, cons
   TORCH_CHECK(w_ls.dim() == 2 && w_mu.dim() == 2 && w_ls.size(1) == width &&
                   w_mu.size(1) == width && w_ls.size(0) == act_dim,
               "policy_action: the heads do not take the last hidden layer's ", width, " values");
-  TORCH_CHECK(eps.numel() == act_dim && eps.scalar_type() == dtype,
-              "policy_action: eps must hold ", act_dim, " values of the state's dtype");
+  TORCH_CHECK(eps.numel() == n * act_dim && eps.scalar_type() == dtype,
+              "policy_action: eps must hold ", n, " x ", act_dim, " values of the state's dtype");
   std::vector<at::Tensor> p;
   p.reserve(actor.size());
   for (const auto& t : actor) p.push_back(t.contiguous());
   const at::Tensor x = state.contiguous(), e = eps.contiguous();
-  at::Tensor action = at::empty({act_dim}, state.options());
+  at::Tensor action =
+      rows ? at::empty({n, act_dim}, state.options()) : at::empty({act_dim}, state.options());
   AT_DISPATCH_FLOATING_TYPES(dtype, "policy_action_cpu", [&] {
     using T = scalar_t;
     // two activation buffers used in turn, layer by layer
     std::vector<T> h_in(widest), h_out(widest), mean_raw(act_dim), log_std_raw(act_dim);
     auto ptr = [&](int64_t i) { return p[i].const_data_ptr<T>(); };
-    const T* in = x.const_data_ptr<T>();
-    int64_t in_dim = obs_dim;
-    for (int64_t i = 0; i < layers; ++i) {
-      const int64_t out_dim = p[2 * i].size(0);
-      dense<T>(ptr(2 * i), ptr(2 * i + 1), in, h_out.data(), out_dim, in_dim, true);
-      std::swap(h_in, h_out);
-      in = h_in.data();
-      in_dim = out_dim;
-    }
-    dense<T>(ptr(2 * layers), ptr(2 * layers + 1), in, log_std_raw.data(), act_dim, in_dim,
-             false);
-    dense<T>(ptr(2 * layers + 2), ptr(2 * layers + 3), in, mean_raw.data(), act_dim, in_dim,
-             false);
     const T lo = static_cast<T>(log_std_min);
     const T half_range = static_cast<T>(0.5 * (log_std_max - log_std_min));
-    T* out = action.mutable_data_ptr<T>();
-    const T* ep = e.const_data_ptr<T>();
-    for (int64_t j = 0; j < act_dim; ++j) {
-      tanh_normal_forward_elem<T>(mean_raw[j], log_std_raw[j], ep[j], lo, half_range, &out[j]);
+    for (int64_t r = 0; r < n; ++r) {  // each row exactly as a single state
+      const T* in = x.const_data_ptr<T>() + r * obs_dim;
+      int64_t in_dim = obs_dim;
+      for (int64_t i = 0; i < layers; ++i) {
+        const int64_t out_dim = p[2 * i].size(0);
+        dense<T>(ptr(2 * i), ptr(2 * i + 1), in, h_out.data(), out_dim, in_dim, true);
+        std::swap(h_in, h_out);
+        in = h_in.data();
+        in_dim = out_dim;
+      }
+      dense<T>(ptr(2 * layers), ptr(2 * layers + 1), in, log_std_raw.data(), act_dim, in_dim,
+               false);
+      dense<T>(ptr(2 * layers + 2), ptr(2 * layers + 3), in, mean_raw.data(), act_dim, in_dim,
+               false);
+      T* out = action.mutable_data_ptr<T>() + r * act_dim;
+      const T* ep = e.const_data_ptr<T>() + r * act_dim;
+      for (int64_t j = 0; j < act_dim; ++j) {
+        tanh_normal_forward_elem<T>(mean_raw[j], log_std_raw[j], ep[j], lo, half_range, &out[j]);
+      }
     }
   });
   return action;

@@ -5,7 +5,8 @@
   arrays that torch reads without a copy);
 - ``update_model`` is ``fastsac.update.sac_update``: one ``torch.compile``d graph (or, with
   ``compile=False``, the same function run eagerly), using the fused ``fastsac::tanh_normal`` and
-  ``fastsac::polyak_`` ops;
+  ``fastsac::polyak_`` ops; ``train`` learns with the eager one while a background process
+  compiles it (``fastsac.background_compile``);
 - on CUDA the compiled update is captured once in a CUDA graph and replayed (one launch per
   update instead of ~100); on AVX-512 CPUs its hidden-layer products run in ``fastsac::mm``,
   on a thread count tuned while training (``fastsac.threads``);
@@ -20,8 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import optim
 
+from fastsac import background_compile as background
 from fastsac import ops
 from fastsac.base import AgentBase
 from fastsac.buffer import ReplayBuffer
@@ -35,7 +38,7 @@ from fastsac.state import (
     slot_parameters,
 )
 from fastsac.threads import ThreadTuner, thread_candidates
-from fastsac.update import UpdateConfig, make_update
+from fastsac.update import UpdateConfig, is_built, make_update, mark_built, update_key
 
 
 class FastSAC(AgentBase):
@@ -49,6 +52,11 @@ class FastSAC(AgentBase):
         compile: ``True`` (default) compiles the update as one graph with ``torch.compile``;
             ``False`` runs the same update function eagerly (no compile time).
         cuda_graph: on CUDA, replay the compiled update as a CUDA graph (default ``True``).
+        background_compile: on CPU, while the compiled update is not built yet, ``train``
+            builds it in a background process at idle priority and learns with the eager
+            update meanwhile (they agree to rounding; ``fastsac.background_compile``).
+            ``False``: wait for the compiler, for runs that must repeat bitwise. Direct
+            ``update_model`` calls always use the compiled update.
         update_threads: CPU threads of the update: ``"auto"`` (default) times updates with
             the tiled products (AVX-512, float32, 128 wide) on 1, 2, 4 and torch's thread count
             and keeps the fastest, re-checked as training goes on (:mod:`fastsac.threads`),
@@ -66,8 +74,10 @@ class FastSAC(AgentBase):
     """
 
     def __init__(self, *args, compile: bool = True, cuda_graph: bool = True,
+                 background_compile: bool = True,
                  update_threads: int | str | None = "auto", **kwargs):
         self.compile = bool(compile)
+        self.background_compile = bool(background_compile)
         if update_threads not in (None, "auto") and (isinstance(update_threads, bool)
                                                      or not isinstance(update_threads, int)
                                                      or update_threads < 1):
@@ -91,6 +101,10 @@ class FastSAC(AgentBase):
                     "critic_v": self._flat["vf"].shapes})
         self._update_fn = make_update(self._cfg, self.compile, self.device, self.dtype,
                                       self.batch_size)
+        self._eager_fn = make_update(self._cfg, False, self.device, self.dtype, self.batch_size)
+        self._update_key = update_key(self._cfg, self.device, self.dtype, self.batch_size)
+        self._training = False  # inside train(): updates may run eagerly while compiling
+        self._threads_before_eager: int | None = None  # torch's count, during the eager phase
         # The tuner sets the thread count of the tiled products (fastsac::mm); where the update
         # has none, its products are torch's and run on torch's thread count, which it cannot
         # change between updates without compiling the update again (torch.compile guards it).
@@ -98,13 +112,17 @@ class FastSAC(AgentBase):
             ThreadTuner(thread_candidates(torch.get_num_threads()), self.policy_update_freq)
             if update_threads == "auto" and any(self._cfg.tiled_layers) else None)
         self._state: UpdateState | None = None
+        self._built_graphs: set[bool] = set()  # policy_step values the compiled update ran
+        # wall-clock time (time.time()) of the first compiled update: cold-start benchmarks
+        self.first_compiled_update_time: float | None = None
         self._graphs: dict[bool, Any] = {}
         self._static: Batch | None = None
         self._static_noise: torch.Tensor | None = None
         # CUDA: recorded after the copies out of the pinned host batch; sample_batch() waits
         # for it before overwriting that memory (the copies are asynchronous)
         self._copy_done: torch.cuda.Event | None = None
-        self._act_staging: tuple[torch.Tensor, torch.Tensor, torch.cuda.Event] | None = None
+        # CUDA select_action: (rows, pinned input, pinned output, event), for the last shape
+        self._act_staging: tuple[Any, torch.Tensor, torch.Tensor, torch.cuda.Event] | None = None
 
     # ---- buffer and optimizers ----------------------------------------------------------------
     def _make_memory(self, obs_dim, size, batch_size, act_dim, seed):
@@ -152,37 +170,44 @@ class FastSAC(AgentBase):
 
     # ---- acting ---------------------------------------------------------------------------------
     def _policy_action(self, state: np.ndarray) -> np.ndarray:
-        # One state, no autograd records, no Distribution objects. On CPU the whole actor runs
-        # in one call of fastsac::policy_action; elsewhere matrix-vector products and the fused
-        # head (BENCHMARKS.md, select_action).
+        # One state ([obs_dim]) or a vector env's ([n, obs_dim]); no autograd records, no
+        # Distribution objects. On CPU the whole actor runs in one call of
+        # fastsac::policy_action; elsewhere matrix products and the fused head (BENCHMARKS.md,
+        # select_action).
+        state = np.asarray(state)
         if self.device.type == "cpu":
             self._bound_state()  # checks, once, that the parameters are still the agent's
             actor = self.actor
+            shape = (self.obs_dim,) if state.ndim <= 1 else (-1, self.obs_dim)
             with torch.inference_mode():
-                x = torch.from_numpy(np.asarray(state, dtype=self._np_dtype).reshape(-1))
+                x = torch.from_numpy(np.asarray(state, dtype=self._np_dtype).reshape(shape))
+                eps = self._noise((*x.shape[:-1], self.action_dim))
                 return torch.ops.fastsac.policy_action(
-                    x, self._actor_params, self._noise((self.action_dim,)), actor.log_std_min,
+                    x, self._actor_params, eps, actor.log_std_min,
                     actor.log_std_max).numpy().astype(np.float32, copy=False)
         return self._policy_action_cuda(state)
 
     def _policy_action_cuda(self, state: np.ndarray) -> np.ndarray:
         """One pinned host-to-device copy, the forward, one device-to-host copy into pinned
-        memory, and one synchronisation (an event) before the host reads it."""
-        if self._act_staging is None:
-            self._act_staging = (torch.zeros(self.obs_dim, dtype=torch.float32, pin_memory=True),
-                                 torch.zeros(self.action_dim, dtype=torch.float32,
-                                             pin_memory=True),
-                                 torch.cuda.Event())
-        host_in, host_out, done = self._act_staging
+        memory, and one synchronisation (an event) before the host reads it, for one state or
+        for the rows of a vector env."""
+        rows = state.shape[0] if state.ndim == 2 else None
+        if self._act_staging is None or self._act_staging[0] != rows:
+            lead = () if rows is None else (rows,)
+            self._act_staging = (
+                rows, torch.zeros((*lead, self.obs_dim), dtype=torch.float32, pin_memory=True),
+                torch.zeros((*lead, self.action_dim), dtype=torch.float32, pin_memory=True),
+                torch.cuda.Event())
+        _, host_in, host_out, done = self._act_staging
         actor = self.actor
         with torch.inference_mode():
             # the previous call synchronised on `done`, so host_in is free to overwrite
-            host_in.numpy()[:] = np.asarray(state, dtype=np.float32).reshape(-1)
+            host_in.numpy()[:] = np.asarray(state, dtype=np.float32).reshape(host_in.shape)
             h = host_in.to(self.device, non_blocking=True).to(self.dtype)
             for layer in actor.hidden_layers():
-                h = torch.relu(torch.addmv(layer.bias, layer.weight, h))
-            mean_raw = torch.addmv(actor.mu_layer.bias, actor.mu_layer.weight, h)
-            log_std_raw = torch.addmv(actor.log_std_layer.bias, actor.log_std_layer.weight, h)
+                h = torch.relu(F.linear(h, layer.weight, layer.bias))
+            mean_raw = F.linear(h, actor.mu_layer.weight, actor.mu_layer.bias)
+            log_std_raw = F.linear(h, actor.log_std_layer.weight, actor.log_std_layer.bias)
             action, _ = torch.ops.fastsac.tanh_normal(
                 mean_raw, log_std_raw, self._noise(mean_raw.shape), actor.log_std_min,
                 actor.log_std_max)
@@ -223,11 +248,14 @@ class FastSAC(AgentBase):
                        for k in BATCH_KEYS))
 
     def update_model(self, batch: dict[str, Any] | None = None,
-                     noise: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                     noise: torch.Tensor | None = None,
+                     policy_step: bool | None = None) -> tuple[torch.Tensor, ...]:
         """One SAC update. ``batch`` (shaped like ``sample_batch()``) and ``noise`` (the actor's
         standard-normal eps, ``[batch, action_dim]``) override the buffer and the RNG, for
-        agreement checks. Returns ``(actor_loss, qf_loss, vf_loss, alpha_loss)``."""
-        policy_step = self.total_step % self.policy_update_freq == 0
+        agreement checks; ``policy_step`` says whether the actor and the V target step (``None``:
+        the notebook's rule on ``total_step``; ``train`` passes its update count's).
+        Returns ``(actor_loss, qf_loss, vf_loss, alpha_loss)``."""
+        policy_step = self._is_policy_step(policy_step)
         if self.use_cuda_graph and batch is None and noise is None:
             losses = self._replay_graph(policy_step)
         else:
@@ -240,12 +268,76 @@ class FastSAC(AgentBase):
         actor_loss = losses[0] if policy_step else torch.zeros(1)
         return actor_loss, losses[1], losses[2], losses[3]
 
+    def train(self, *args, **kwargs) -> dict[str, list[float]]:
+        self._training = True
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            self._training = False
+            self._eager_phase(False)
+
+    train.__doc__ = AgentBase.train.__doc__
+
+    def _compiling_elsewhere(self) -> bool:
+        """In ``train``, on CPU: whether a background process is still compiling this update
+        (started here if nothing has built it yet); the update then runs eagerly."""
+        if not (self.compile and self.background_compile and self._training
+                and self.device.type == "cpu") or is_built(self._update_key):
+            return False
+        if not background.enabled():
+            return False
+        job = background.start(self._update_key, self._compile_request())
+        compiling = not job.done()
+        if compiling and job.waited() > background.PATIENCE_S:
+            # a machine too busy to give the idle-priority child its time: stop waiting and
+            # compile here (the child's finished kernels are in the cache)
+            job.give_up()
+            compiling = False
+        self._eager_phase(compiling)
+        return compiling
+
+    def _eager_phase(self, on: bool) -> None:
+        """While the background process compiles, the eager update leaves it a core (with all
+        cores busy here, the idle-priority compiler would never finish); restored after."""
+        if on and self._threads_before_eager is None:
+            self._threads_before_eager = threads = torch.get_num_threads()
+            if threads >= 2:
+                torch.set_num_threads(threads - 1)
+        elif not on and self._threads_before_eager is not None:
+            torch.set_num_threads(self._threads_before_eager)
+            self._threads_before_eager = None
+
+    def _compile_request(self) -> dict[str, Any]:
+        """What the background process needs to build this agent's update."""
+        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim,
+                "batch_size": self.batch_size, "gamma": self.gamma, "tau": self.tau,
+                "policy_update_freq": self.policy_update_freq,
+                "hidden_sizes": self.hidden_sizes, "lr": self.lr,
+                "target_entropy": self.target_entropy, "dtype": self.dtype, "device": "cpu",
+                "update_threads": self.update_threads, "num_threads": torch.get_num_threads()}
+
     def _run_update(self, policy_step: bool, batch: Batch, noise: torch.Tensor) -> torch.Tensor:
-        """The update function on the thread count of ``update_threads``: the tuner's choice
-        for the tiled products (fastsac's own count), or a fixed count for everything."""
+        """The eager update while a background process compiles (``train`` on CPU), else the
+        compiled one (or, with ``compile=False``, the eager one)."""
         if self.device.type != "cpu":
             with torch.no_grad():
                 return self._update_fn(policy_step, self._bound_state(), batch, noise)
+        if self._compiling_elsewhere():
+            with torch.no_grad():
+                return self._eager_fn(policy_step, self._bound_state(), batch, noise)
+        if self.compile:
+            self._built_graphs.add(policy_step)
+            if len(self._built_graphs) == 2:
+                mark_built(self._update_key)
+        losses = self._run_on_threads(policy_step, batch, noise)
+        if self.compile and self.first_compiled_update_time is None:
+            self.first_compiled_update_time = time.time()
+        return losses
+
+    def _run_on_threads(self, policy_step: bool, batch: Batch,
+                        noise: torch.Tensor) -> torch.Tensor:
+        """The update function on the thread count of ``update_threads``: the tuner's choice
+        for the tiled products (fastsac's own count), or a fixed count for everything."""
         tuner = self._thread_tuner
         if tuner is not None:
             threads = tuner.threads()

@@ -1,23 +1,27 @@
 """What both agents share: construction and validation, the interaction loop (select_action,
-step, train, test), checkpoints. Subclasses provide the replay buffer, the policy's action for
-one state, and ``update_model``; that is where the eager reference and FastSAC differ."""
+step, train, test) on a plain or a vectorized env, checkpoints. Subclasses provide the replay
+buffer, the policy's actions, and ``update_model``; that is where the eager reference and
+FastSAC differ."""
 
 from __future__ import annotations
 
 import math
 import os
 import time
+from fractions import Fraction
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.vector import VectorEnv
 from torch import optim
 
 from fastsac import checkpoint
 from fastsac.envs import space_dims
 from fastsac.networks import DEFAULT_HIDDEN_SIZES, Actor, CriticQ, CriticV, check_hidden_sizes
-from fastsac.plotting import in_notebook, show_or_save, training_figure
+from fastsac.plotting import PlotSchedule, in_notebook, training_figure
+from fastsac.vector import VectorSteps
 
 LEARNING_RATE = 3e-4
 
@@ -71,6 +75,12 @@ def _check_positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def _check_updates_per_step(value: Any) -> Fraction:
+    """As an exact fraction (0.29 is 29/100), so the count of updates never drifts."""
+    ratio = _check_positive_float("updates_per_step", value)
+    return Fraction(ratio).limit_denominator(1_000_000)
+
+
 def _check_target_entropy(value: Any, action_dim: int) -> float:
     """``None`` means the SAC paper's heuristic, -action_dim."""
     if value is None:
@@ -89,18 +99,27 @@ class AgentBase:
         env: a gymnasium env with a flat Box observation space and a bounded flat Box action
             space. The agent acts in [-1, 1]: wrap the env with
             :class:`fastsac.envs.ActionNormalizer` (as the notebook does) to reach its bounds.
+            Or a ``gymnasium.vector.VectorEnv`` of such envs (``fastsac.make_env(env_id,
+            num_envs=N)``): the agent then acts for all N at once and stores each env's
+            transitions, whatever the env's autoreset mode (NEXT_STEP or SAME_STEP;
+            :mod:`fastsac.vector`).
         memory_size: replay buffer capacity.
         batch_size: transitions per update.
         gamma: discount factor, in (0, 1].
         tau: Polyak factor of the V target, in (0, 1].
         initial_random_steps: steps of uniform random actions before the policy acts and
             updates start.
-        policy_update_freq: the actor and the V target are updated every this many steps
-            (counted by ``total_step``).
+        policy_update_freq: the actor and the V target are updated every this many updates.
+            Updates are numbered on from the frame at which the first one runs, so with one env
+            and ``updates_per_step=1`` an update's number is its frame, the notebook's rule
+            (docs/design.md, "Updates per step").
         hidden_sizes: widths of the hidden ReLU layers of every network, e.g. ``(256, 256)``
             or ``(256, 256, 256)`` (at least one layer; default: the notebook's 128-128).
             The layers are named ``hidden1`` ... ``hiddenN`` (docs/design.md).
         lr: Adam's learning rate, for every network and for log_alpha.
+        updates_per_step: gradient updates per collected transition (default 1.0, the
+            notebook's ratio at any number of envs; 0.25 or 4 are valid). ``train`` runs them
+            as whole updates after each (vector) step, carrying the fraction over.
         target_entropy: the entropy the temperature is tuned towards; ``None`` (default):
             ``-action_dim``.
         device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when available).
@@ -121,6 +140,7 @@ class AgentBase:
         *,
         hidden_sizes: tuple[int, ...] = DEFAULT_HIDDEN_SIZES,
         lr: float = LEARNING_RATE,
+        updates_per_step: float = 1.0,
         target_entropy: float | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
@@ -135,6 +155,8 @@ class AgentBase:
         self.policy_update_freq = _check_int("policy_update_freq", policy_update_freq, 1)
         self.hidden_sizes = check_hidden_sizes(hidden_sizes)
         self.lr = _check_positive_float("lr", lr)
+        self.updates_per_step = float(updates_per_step)
+        self._update_ratio = _check_updates_per_step(updates_per_step)
         self.target_entropy = _check_target_entropy(target_entropy, action_dim)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
@@ -143,6 +165,9 @@ class AgentBase:
             torch.manual_seed(seed)
         self.seed = seed
         self.env = env
+        vector = isinstance(env, VectorEnv)
+        self.num_envs: int | None = int(env.num_envs) if vector else None
+        self._vec = VectorSteps(env) if vector else None
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.device = resolve_device(device)
         self.dtype = dtype
@@ -177,6 +202,10 @@ class AgentBase:
 
         self.transition: list = []
         self.total_step = 0
+        # the number of the last update, the clock of policy_update_freq (0: none yet)
+        self.update_step = 0
+        # collected transitions since learning started, and the updates run for them
+        self._learn_frames, self._learn_updates = 0, 0
         self.is_test = False
         self.history: dict[str, list[float]] = {k: [] for k in checkpoint.HISTORY_KEYS}
 
@@ -188,10 +217,18 @@ class AgentBase:
         return optim.Adam(params, lr=self.lr)
 
     def _policy_action(self, state: np.ndarray) -> np.ndarray:
+        """The policy's sample for one state ``[obs_dim]`` or for a batch ``[n, obs_dim]``."""
         raise NotImplementedError
 
-    def update_model(self, batch=None, noise=None):
+    def update_model(self, batch=None, noise=None, policy_step=None):
         raise NotImplementedError
+
+    def _is_policy_step(self, policy_step: bool | None) -> bool:
+        """``update_model``'s rule: as given, or the notebook's (``total_step`` a multiple of
+        ``policy_update_freq``) when called on its own."""
+        if policy_step is None:
+            return self.total_step % self.policy_update_freq == 0
+        return bool(policy_step)
 
     def _noise(self, shape) -> torch.Tensor:
         """Standard-normal noise from the agent's own generator, on its device and dtype."""
@@ -199,7 +236,14 @@ class AgentBase:
 
     # ---- interaction ------------------------------------------------------------------------
     def select_action(self, state: np.ndarray) -> np.ndarray:
-        """Uniform random in [-1, 1] during the warm-up steps, else a sample of the policy."""
+        """Uniform random in [-1, 1] during the warm-up steps, else a sample of the policy.
+
+        With a vector env, ``state`` is ``[num_envs, obs_dim]`` and the actions
+        ``[num_envs, action_dim]``, drawn in one forward (or one draw) for the envs whose step
+        is a transition; an env about to be reset by its NEXT_STEP autoreset gets a zero action
+        (the env ignores it) and draws nothing."""
+        if self._vec is not None:
+            return self._select_actions(state)
         if self.total_step < self.initial_random_steps and not self.is_test:
             selected_action = self._np_rng.uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
         else:
@@ -207,32 +251,102 @@ class AgentBase:
         self.transition = [state, selected_action]
         return selected_action
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool]:
+    def _select_actions(self, state: np.ndarray) -> np.ndarray:
+        states = np.asarray(state)
+        n = self.num_envs
+        if states.shape != (n, self.obs_dim):
+            raise ValueError(f"a vector env of {n} envs needs states of shape "
+                             f"({n}, {self.obs_dim}), got {states.shape}")
+        acting = self._vec.acting
+        k = int(acting.sum())
+        if k == 0:
+            actions = np.zeros((n, self.action_dim), dtype=np.float32)
+        else:
+            if self.total_step < self.initial_random_steps and not self.is_test:
+                drawn = self._np_rng.uniform(-1.0, 1.0, (k, self.action_dim)).astype(np.float32)
+            else:
+                drawn = self._policy_actions(states if k == n else states[acting])
+            if k == n:
+                actions = drawn
+            else:
+                actions = np.zeros((n, self.action_dim), dtype=np.float32)
+                actions[acting] = drawn
+        self.transition = [states, actions]
+        return actions
+
+    def _policy_actions(self, states: np.ndarray) -> np.ndarray:
+        """``[n, action_dim]`` policy samples; one state goes the one-state way, so a vector env
+        of one acts exactly like the plain env."""
+        if states.shape[0] == 1:
+            return self._policy_action(states[0]).reshape(1, -1)
+        return self._policy_action(states)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, Any, Any]:
         """Step the env; store the transition unless testing.
 
         Returns ``(next_state, reward, done)`` with ``done = terminated or truncated``; the
         stored bootstrap flag is ``terminated`` alone (a time limit is not a terminal state).
+        With a vector env: arrays of ``num_envs`` rows, and the transitions stored are those of
+        ``last_transitions`` (:mod:`fastsac.vector`).
         """
+        if self._vec is not None:
+            return self._step_vector(action)
         next_state, reward, terminated, truncated, _ = self.env.step(action)
         if not self.is_test:
             self.transition += [reward, next_state, terminated]
             self.memory.store(*self.transition)
         return next_state, float(reward), bool(terminated or truncated)
 
+    def _step_vector(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        actions = np.asarray(action, dtype=np.float32).reshape(self.num_envs, self.action_dim)
+        next_state, reward, terminated, truncated, info = self.env.step(actions)
+        found = self._vec.transitions(self.transition[0], actions, reward, next_state,
+                                      terminated, truncated, info)
+        self.last_transitions = found
+        if not self.is_test and len(found.rows):
+            self.memory.store_batch(found.obs, found.acts, found.rews, found.next_obs,
+                                    found.terminated)
+        return next_state, np.asarray(reward, dtype=np.float64), np.logical_or(terminated,
+                                                                               truncated)
+
     def _reset_env(self):
         state, _ = self.env.reset(seed=self._reset_seed)
         self._reset_seed = None  # seed the first reset only; later ones continue the stream
+        if self._vec is not None:
+            self._vec.restart()
         return state
+
+    def _updates_due(self, new_frames: int) -> int:
+        """Whole updates owed for ``new_frames`` more transitions at ``updates_per_step``; the
+        fraction carries over (counted exactly, from the start of learning)."""
+        self._learn_frames += new_frames
+        ratio = self._update_ratio
+        due = self._learn_frames * ratio.numerator // ratio.denominator - self._learn_updates
+        self._learn_updates += due
+        return due
+
+    def _scheduled_update(self) -> tuple:
+        """One update of the training loop, numbered by ``update_step``: the first is numbered
+        with its frame, the next ones count on; a multiple of ``policy_update_freq`` is a
+        policy step."""
+        if self.update_step == 0:
+            self.update_step = self.total_step - 1
+        self.update_step += 1
+        return self.update_model(policy_step=self.update_step % self.policy_update_freq == 0)
 
     def train(self, num_frames: int, plotting_interval: int = 200,
               plot_path: str | os.PathLike | None = "fastsac_training.png",
               progress: bool = True) -> dict[str, list[float]]:
-        """Train for ``num_frames`` env steps, continuing from ``total_step``.
+        """Train for ``num_frames`` transitions (env steps; with N envs, N per vector step; the
+        last vector step may overshoot by up to N - 1), continuing from ``total_step``.
 
-        Shows a progress bar (recent score, frames/s) and the notebook's five-panel plot: inline
-        every ``plotting_interval`` frames in a notebook; in a script it is written to
-        ``plot_path`` (every tenth of the run and at the end; ``None`` disables it). Returns
-        ``self.history``: one row per finished episode (frame, score, mean losses, alpha, fps).
+        After each step, ``updates_per_step`` updates per new transition once the warm-up is
+        over. Shows a progress bar (transitions, recent score, frames/s) and the notebook's
+        five-panel plot: inline every ``plotting_interval`` frames in a notebook; in a script it
+        is written to ``plot_path`` at the end and during the run only as often as keeps its
+        cost under 1% of the run's time (:class:`fastsac.plotting.PlotSchedule`; ``None``
+        disables it). Returns ``self.history``: one row per finished episode (frame, env index,
+        score, mean losses, alpha, fps).
         """
         from tqdm.auto import tqdm
 
@@ -240,50 +354,74 @@ class AgentBase:
         _check_int("plotting_interval", plotting_interval, 1)
         self.is_test = False
         inline = in_notebook()
-        file_every = max(plotting_interval, num_frames // 10)
+        vector = self._vec is not None
         state = self._reset_env()
+        scores = np.zeros(self.num_envs or 1)  # the running episode return of each env
         losses: list[tuple] = []
         curves: dict[str, list[float]] = {"actor": [], "qf": [], "vf": [], "alpha": []}
-        scores: list[float] = []
-        score = 0.0
+        finished: list[float] = []
         episode_start, episode_frames = time.perf_counter(), 0
-        start = self.total_step
-        bar = tqdm(total=num_frames, disable=not progress, unit="frame", smoothing=0.05,
-                   dynamic_ncols=True)
+        start, collected = self.total_step, 0
+        plots = PlotSchedule(plot_path, num_frames)
+        plots.start()
+        bar = tqdm(total=num_frames, disable=not progress, smoothing=0.05, dynamic_ncols=True,
+                   unit="transition" if vector else "frame")
         try:
-            for self.total_step in range(start + 1, start + num_frames + 1):
+            while collected < num_frames:
+                self.total_step = start + collected + 1  # the frame of the next transition
                 action = self.select_action(state)
                 next_state, reward, done = self.step(action)
-                state = next_state
-                score += reward
-                episode_frames += 1
-                if (len(self.memory) >= self.batch_size
+                if vector:
+                    found = self.last_transitions
+                    new = len(found.rows)
+                    scores[found.rows] += found.rews
+                    ended = found.rows[found.ended]
+                else:
+                    new = 1
+                    scores[0] += reward
+                    ended = (0,) if done else ()
+                collected += new
+                self.total_step = start + collected
+                episode_frames += new
+                if (new and len(self.memory) >= self.batch_size
                         and self.total_step > self.initial_random_steps):
-                    losses.append(self.update_model())
-                if done:
+                    for _ in range(self._updates_due(new)):
+                        losses.append(self._scheduled_update())
+                if len(ended):
                     fps = episode_frames / max(time.perf_counter() - episode_start, 1e-9)
-                    self._end_episode(score, fps, losses, curves)
-                    scores.append(score)
-                    bar.set_postfix(score=f"{np.mean(scores[-10:]):.1f}", fps=f"{fps:.0f}")
-                    losses, score = [], 0.0
+                    ended_scores = [float(scores[i]) for i in ended]
+                    self._end_episodes(list(ended), ended_scores, fps, losses, curves)
+                    finished.extend(ended_scores)
+                    scores[list(ended)] = 0.0
+                    bar.set_postfix(score=f"{np.mean(finished[-10:]):.1f}", fps=f"{fps:.0f}")
+                    losses = []
                     episode_start, episode_frames = time.perf_counter(), 0
-                    state = self._reset_env()
-                bar.update(1)
-                at_plot = self.total_step % plotting_interval == 0
-                at_file = (self.total_step - start) % file_every == 0
-                if (inline and at_plot) or (plot_path is not None and at_file):
-                    fig = training_figure(self.total_step, scores, curves["actor"], curves["qf"],
-                                          curves["vf"], curves["alpha"])
-                    show_or_save(fig, plot_path)
+                state = self._reset_env() if (not vector and done) else next_state
+                bar.update(new)
+                before = self.total_step - new
+                if inline and self.total_step // plotting_interval > before // plotting_interval:
+                    plots.show(lambda: self._figure(finished, curves))
+                if plots.due(collected):
+                    plots.write(self.total_step, finished, curves)
+            if plots.path is not None:
+                plots.write(self.total_step, finished, curves)
         finally:
+            plots.close()
             bar.close()
             self.env.close()
+        self.output_seconds = plots.seconds
         return self.history
 
-    def _end_episode(self, score: float, fps: float, losses: list[tuple],
-                     curves: dict[str, list[float]]) -> None:
-        """Bring the episode's losses to the host once (one sync per episode, not per step)."""
-        row = {"frame": float(self.total_step), "score": float(score), "fps": float(fps),
+    def _figure(self, scores: list[float], curves: dict[str, list[float]]):
+        return training_figure(self.total_step, scores, curves["actor"], curves["qf"],
+                               curves["vf"], curves["alpha"])
+
+    def _end_episodes(self, envs: list[int], scores: list[float], fps: float,
+                      losses: list[tuple], curves: dict[str, list[float]]) -> None:
+        """History rows for the episodes that ended at this step (several with N envs; they
+        share the mean losses of the updates since the last episode end). The losses come to
+        the host once (one sync per episode end, not per step)."""
+        row = {"frame": float(self.total_step), "fps": float(fps),
                "alpha": float(self.log_alpha.detach().exp().item())}
         if losses:
             if self.device.type == "cpu":  # float() per value beats stacking tensors on CPU
@@ -299,12 +437,24 @@ class AgentBase:
         else:
             row.update(actor_loss=math.nan, qf_loss=math.nan, vf_loss=math.nan,
                        alpha_loss=math.nan)
-        for key in checkpoint.HISTORY_KEYS:
-            self.history[key].append(float(row[key]))
+        for env_index, score in zip(envs, scores, strict=True):
+            row.update(env=float(env_index), score=float(score))
+            for key in checkpoint.HISTORY_KEYS:
+                self.history[key].append(float(row[key]))
+
+    def _plain_env(self, env: gym.Env | None, what: str) -> gym.Env:
+        env = env if env is not None else self.env
+        if isinstance(env, VectorEnv):
+            raise TypeError(f"{what} plays whole episodes in a plain gymnasium.Env; this agent's "
+                            "env is a vector env: pass one, e.g. agent.evaluate(env="
+                            "fastsac.make_env(env_id))")
+        return env
 
     def test(self) -> list[np.ndarray]:
         """Play one episode with the policy; returns the rendered frames (``[]`` if the env
-        does not render ``rgb_array``). The score is printed and kept in ``last_test_score``."""
+        does not render ``rgb_array``). The score is printed and kept in ``last_test_score``.
+        Needs a plain env (for a vector env's agent: ``evaluate(env=...)``)."""
+        self._plain_env(None, "test()")
         self.is_test = True
         state, _ = self.env.reset()
         done = False
@@ -325,15 +475,16 @@ class AgentBase:
     def evaluate(self, n_episodes: int = 10, env: gym.Env | None = None) -> list[float]:
         """Returns of ``n_episodes`` policy episodes (stochastic actions, as in ``test``), on
         ``env`` or the agent's own; nothing is stored in the buffer."""
-        env = env if env is not None else self.env
+        env = self._plain_env(env, "evaluate()")
         was_test, self.is_test = self.is_test, True
         scores = []
         try:
             for _ in range(_check_int("n_episodes", n_episodes, 1)):
                 state, _ = env.reset()
                 done, score = False, 0.0
-                while not done:
-                    state, reward, terminated, truncated, _ = env.step(self.select_action(state))
+                while not done:  # the policy's action, as select_action's in test mode
+                    action = self._policy_action(np.asarray(state))
+                    state, reward, terminated, truncated, _ = env.step(action)
                     score += float(reward)
                     done = terminated or truncated
                 scores.append(score)

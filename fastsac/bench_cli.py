@@ -32,6 +32,15 @@ def add_parser(sub) -> None:
                    help="comma-separated subset: ops,buffer,update,select,e2e")
 
 
+def write_report(stem: str, report: dict, markdown: str) -> None:
+    """``stem.json`` (the raw report) and ``stem.md`` (its tables), folders made as needed."""
+    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+    with open(stem + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(markdown)
+
+
 def machine_slug(info: dict) -> str:
     name = info.get("gpu") or info["cpu"]
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]

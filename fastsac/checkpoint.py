@@ -22,7 +22,9 @@ FORMAT = "fastsac-checkpoint"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
 VERSION_1_HIDDEN_SIZES = (128, 128)
-HISTORY_KEYS = ("frame", "score", "actor_loss", "qf_loss", "vf_loss", "alpha_loss", "alpha", "fps")
+# One row per finished episode; "env" is the index of the env in a vector env (0 for a plain env).
+HISTORY_KEYS = ("frame", "env", "score", "actor_loss", "qf_loss", "vf_loss", "alpha_loss", "alpha",
+                "fps")
 
 
 def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
@@ -37,6 +39,7 @@ def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
         "log_alpha": agent.log_alpha.detach().clone(),
         "optimizers": {name: getattr(agent, name).state_dict() for name in OPTIMIZERS},
         "total_step": int(agent.total_step),
+        "update_step": int(agent.update_step),
         "history": {k: list(v) for k, v in agent.history.items()},
         "buffer": agent.memory.state_dict() if include_buffer else None,
     }
@@ -169,8 +172,12 @@ def apply(agent, state: dict[str, Any]) -> None:
     for name in OPTIMIZERS:
         _load_optimizer(getattr(agent, name), state["optimizers"][name])
     agent.total_step = state["total_step"]
+    # files written before updates were counted apart: one env, one update per frame
+    agent.update_step = int(state.get("update_step", state["total_step"]))
     history = state.get("history") or {}
-    agent.history = {k: list(history.get(k, [])) for k in HISTORY_KEYS}
+    rows = len(history.get("frame", []))
+    agent.history = {k: list(history.get(k, [0.0] * rows if k == "env" else [])) for k in
+                     HISTORY_KEYS}
     if state.get("buffer") is not None:
         agent.memory.load_state_dict(state["buffer"])
 

@@ -38,6 +38,14 @@ def _add_train(sub) -> None:
     p.add_argument("--memory-size", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--initial-random-steps", type=int, default=None)
+    p.add_argument("--num-envs", type=int, default=1,
+                   help="envs stepped together (a gymnasium vector env when > 1); --frames "
+                   "counts the transitions of all of them")
+    p.add_argument("--vectorization", choices=("sync", "async"), default="sync",
+                   help="with --num-envs > 1: step the envs in this process or one "
+                   "subprocess each")
+    p.add_argument("--updates-per-step", type=float, default=1.0,
+                   help="gradient updates per collected transition (e.g. 0.25, 1, 4)")
     p.add_argument("--seed", type=int, default=777)
     p.add_argument("--out", default=None, help="output folder (default: runs/<env>)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -76,25 +84,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = None if args.device == "auto" else args.device
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    if args.num_envs < 1:
+        raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
+    num_envs = None if args.num_envs == 1 else args.num_envs  # one env: the plain env
     try:
-        env = make_env(args.env)
+        env = make_env(args.env, num_envs=num_envs, vectorization=args.vectorization)
     except gym.error.Error as exc:
         raise ValueError(f"cannot make env {args.env!r}: {exc}") from exc
     os.makedirs(args.out, exist_ok=True)
     agent = FastSAC(env, args.memory_size, args.batch_size,
                     initial_random_steps=args.initial_random_steps,
-                    hidden_sizes=tuple(args.hidden), lr=args.lr, device=device,
+                    hidden_sizes=tuple(args.hidden), lr=args.lr,
+                    updates_per_step=args.updates_per_step, device=device,
                     seed=args.seed, compile=not args.eager)
-    print(f"fastsac train: {args.env}, {args.frames} frames, seed {args.seed}, "
+    envs = f"{args.num_envs} {args.vectorization} envs" if num_envs else "1 env"
+    print(f"fastsac train: {args.env} ({envs}), {args.frames} frames, seed {args.seed}, "
           f"hidden {'-'.join(map(str, agent.hidden_sizes))}, batch {agent.batch_size}, "
-          f"memory {agent.memory_size}, lr {agent.lr:g}, device {agent.device}, "
-          f"{'eager' if args.eager else 'compiled'} update", flush=True)
+          f"memory {agent.memory_size}, lr {agent.lr:g}, {args.updates_per_step:g} updates "
+          f"per step, device {agent.device}, {'eager' if args.eager else 'compiled'} update",
+          flush=True)
     start = time.perf_counter()
     history = agent.train(args.frames, plot_path=os.path.join(args.out, "learning_curve.png"),
                           progress=not args.no_progress)
-    seconds = time.perf_counter() - start
+    outputs_start = time.perf_counter()
     agent.save(os.path.join(args.out, "checkpoint.pt"))
     _write_metrics(os.path.join(args.out, "metrics.csv"), history)
+    seconds = time.perf_counter() - start
+    output_seconds = agent.output_seconds + time.perf_counter() - outputs_start
     eval_env = make_env(args.env)
     eval_env.reset(seed=args.seed + 1)
     scores = agent.evaluate(args.test_episodes, env=eval_env)
@@ -102,8 +118,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                "preset": args.preset, "hidden_sizes": list(agent.hidden_sizes),
                "batch_size": agent.batch_size, "memory_size": agent.memory_size,
                "lr": agent.lr, "initial_random_steps": agent.initial_random_steps,
+               "num_envs": args.num_envs, "vectorization": args.vectorization,
+               "updates_per_step": args.updates_per_step,
                "device": str(agent.device), "train_seconds": round(seconds, 1),
                "frames_per_second": round(args.frames / seconds, 1),
+               # plots, metrics and the checkpoint: their share of the run's time
+               "output_seconds": round(output_seconds, 3),
+               "output_share": round(output_seconds / seconds, 5),
+               "first_compiled_update_time": agent.first_compiled_update_time,
                "test_episodes": len(scores), "test_mean_return": float(np.mean(scores)),
                "test_returns": [round(s, 2) for s in scores]}
     with open(os.path.join(args.out, "summary.json"), "w") as f:

@@ -1,10 +1,14 @@
-"""Environment helpers: the action normaliser, env construction, and space validation."""
+"""Environment helpers: the action normaliser, env construction (plain or vectorized), and
+space validation."""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+
+VECTORIZATIONS = ("sync", "async")
 
 
 class ActionNormalizer(gym.ActionWrapper):
@@ -67,13 +71,55 @@ def validate_observation_space(space: gym.Space) -> None:
         )
 
 
-def space_dims(env: gym.Env) -> tuple[int, int]:
-    """Validated ``(obs_dim, action_dim)`` of an env."""
-    validate_observation_space(env.observation_space)
-    validate_action_space(env.action_space)
-    return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
+def space_dims(env: gym.Env | VectorEnv) -> tuple[int, int]:
+    """Validated ``(obs_dim, action_dim)`` of an env, or of each env of a vector env."""
+    if isinstance(env, VectorEnv):
+        obs_space, action_space = env.single_observation_space, env.single_action_space
+    elif isinstance(env, gym.Env):
+        obs_space, action_space = env.observation_space, env.action_space
+    else:
+        raise TypeError(f"env must be a gymnasium.Env or gymnasium.vector.VectorEnv, got "
+                        f"{type(env).__name__}")
+    validate_observation_space(obs_space)
+    validate_action_space(action_space)
+    return int(obs_space.shape[0]), int(action_space.shape[0])
 
 
-def make_env(env_id: str = "Pendulum-v1", render_mode: str | None = None) -> gym.Env:
-    """``gym.make(env_id)`` wrapped in :class:`ActionNormalizer`."""
-    return ActionNormalizer(gym.make(env_id, render_mode=render_mode))
+def autoreset_mode(env: VectorEnv) -> AutoresetMode:
+    """The vector env's autoreset mode; ``DISABLED`` is refused (the training loop relies on the
+    env resetting finished episodes itself)."""
+    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    try:
+        mode = AutoresetMode(mode)
+    except ValueError:
+        raise ValueError(f"unknown autoreset mode {mode!r} of {type(env).__name__}") from None
+    if mode == AutoresetMode.DISABLED:
+        raise ValueError(
+            "vector envs with autoreset_mode=DISABLED are not supported: fastsac trains on "
+            "vector envs that reset finished episodes themselves (NEXT_STEP, gymnasium's "
+            "default, or SAME_STEP)")
+    return mode
+
+
+def make_env(env_id: str = "Pendulum-v1", render_mode: str | None = None,
+             num_envs: int | None = None, vectorization: str = "sync",
+             autoreset: str | AutoresetMode = AutoresetMode.NEXT_STEP) -> gym.Env | VectorEnv:
+    """``gym.make(env_id)`` wrapped in :class:`ActionNormalizer`.
+
+    With ``num_envs=N`` it is a ``gymnasium.vector.VectorEnv`` of N such envs instead, stepped
+    in this process (``vectorization="sync"``) or each in a subprocess (``"async"``), resetting
+    finished episodes by gymnasium's ``autoreset`` mode (NEXT_STEP or SAME_STEP).
+    """
+    if num_envs is None:
+        return ActionNormalizer(gym.make(env_id, render_mode=render_mode))
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"num_envs must be an int >= 1 (or None for a plain env), got "
+                         f"{num_envs!r}")
+    if vectorization not in VECTORIZATIONS:
+        raise ValueError(f"vectorization must be one of {VECTORIZATIONS}, got {vectorization!r}")
+    mode = AutoresetMode(autoreset)
+    if mode == AutoresetMode.DISABLED:
+        raise ValueError("autoreset=DISABLED is not supported (see fastsac.envs.autoreset_mode)")
+    return gym.make_vec(env_id, num_envs=int(num_envs), vectorization_mode=vectorization,
+                        vector_kwargs={"autoreset_mode": mode}, wrappers=[ActionNormalizer],
+                        render_mode=render_mode)

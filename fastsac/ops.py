@@ -160,7 +160,7 @@ def _polyak_fake(target, source, tau):
 
 @torch.library.register_fake("fastsac::policy_action")
 def _policy_action_fake(state, actor, eps, log_std_min, log_std_max):
-    return state.new_empty((actor[-2].shape[0],))
+    return state.new_empty((*state.shape[:-1], actor[-2].shape[0]))
 
 
 @torch.library.register_fake("fastsac::mm")

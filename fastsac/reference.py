@@ -43,6 +43,11 @@ class NumpyReplayBuffer:
         self.ptr = (self.ptr + 1) % self.max_size
         self.size = min(self.size + 1, self.max_size)
 
+    def store_batch(self, obs, act, rew, next_obs, done) -> None:
+        """N transitions (a vector env's step), one ``store`` each."""
+        for row in zip(obs, act, rew, next_obs, done, strict=True):
+            self.store(*row)
+
     def sample_batch(self) -> dict[str, np.ndarray]:
         idxs = self.rng.choice(self.size, size=self.batch_size, replace=False)
         acts = self.acts_buf[idxs]
@@ -102,10 +107,13 @@ class SACAgent(AgentBase):
                                device=self.device).reshape(shape)
 
     def update_model(self, batch: dict[str, Any] | None = None,
-                     noise: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                     noise: torch.Tensor | None = None,
+                     policy_step: bool | None = None) -> tuple[torch.Tensor, ...]:
         """One SAC update. ``batch`` (shaped like ``sample_batch()``) and ``noise`` (the actor's
         standard-normal eps, ``[batch, action_dim]``) override the buffer and the RNG, for
-        agreement checks. Returns ``(actor_loss, qf_loss, vf_loss, alpha_loss)``."""
+        agreement checks; ``policy_step`` says whether the actor and the V target step (``None``:
+        the notebook's rule on ``total_step``; ``train`` passes its update count's).
+        Returns ``(actor_loss, qf_loss, vf_loss, alpha_loss)``."""
         samples = self.memory.sample_batch() if batch is None else batch
         state = self._as_tensor(samples["obs"], (-1, self.obs_dim))
         next_state = self._as_tensor(samples["next_obs"], (-1, self.obs_dim))
@@ -142,7 +150,7 @@ class SACAgent(AgentBase):
 
         # (6) actor and Polyak every policy_update_freq steps; the Polyak update runs before V's
         # optimizer step, so it blends V's pre-step parameters.
-        if self.total_step % self.policy_update_freq == 0:
+        if self._is_policy_step(policy_step):
             advantage = q_pred - v_pred.detach()
             actor_loss = (alpha * log_prob - advantage).mean()
             self.actor_optimizer.zero_grad()

@@ -22,7 +22,9 @@ taken inside the graph, in module registration order (``fastsac.networks``):
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -292,6 +294,25 @@ def _own_code(fn: Callable, tag: str) -> Callable:
 
 
 _COMPILED: dict[tuple, Callable[..., torch.Tensor]] = {}
+# FASTSAC_CPP_WRAPPER=0 compiles CPU updates without inductor's C++ wrapper (for the cold-start
+# benchmark, which weighs its compile time against its time per update)
+CPP_WRAPPER = os.environ.get("FASTSAC_CPP_WRAPPER", "1") != "0"
+# keys of _COMPILED whose graphs have run in this process (compiled, or loaded from the caches)
+_BUILT: set[tuple] = set()
+
+
+def update_key(cfg: UpdateConfig, device: torch.device, dtype: torch.dtype,
+               batch_size: int) -> tuple:
+    """What one compiled update serves: agents with equal keys share it."""
+    return (cfg, device, dtype, batch_size)
+
+
+def is_built(key: tuple) -> bool:
+    return key in _BUILT
+
+
+def mark_built(key: tuple) -> None:
+    _BUILT.add(key)
 
 
 def make_update(cfg: UpdateConfig, compile: bool, device: torch.device, dtype: torch.dtype,
@@ -311,14 +332,14 @@ def make_update(cfg: UpdateConfig, compile: bool, device: torch.device, dtype: t
 
     if not compile:
         return update
-    key = (cfg, device, dtype, batch_size)
+    key = update_key(cfg, device, dtype, batch_size)
     if key in _COMPILED:
         return _COMPILED[key]
     options = {}
     if device.type == "cpu":
         # The C++ wrapper calls the graph's ~100 kernels from C++ instead of Python
         # (BENCHMARKS.md). On CUDA the CUDA graph removes that cost.
-        options["cpp_wrapper"] = True
+        options["cpp_wrapper"] = CPP_WRAPPER
         # The graph's own kernels (Adam, activations, losses: loops over ~10^4-10^5 elements)
         # run on one thread: split across threads, each costs an OpenMP fork and join worth
         # more than the loop. The tiled products (fastsac::mm) run on fastsac's product thread
@@ -326,7 +347,10 @@ def make_update(cfg: UpdateConfig, compile: bool, device: torch.device, dtype: t
         # serves every count. (Inductor bakes this into the graph; naming it also keys its
         # on-disk cache.)
         options["cpp.threads"] = 1
-    compiled = torch.compile(_own_code(update, str(len(_COMPILED))), fullgraph=True,
+    # a tag derived from the key, the same in every process: a background compile's cache
+    # entries are then this process's (fastsac.background_compile)
+    tag = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+    compiled = torch.compile(_own_code(update, tag), fullgraph=True,
                              dynamic=False, options=options)
     _COMPILED[key] = compiled
     return compiled

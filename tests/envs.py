@@ -40,3 +40,37 @@ class PointMassEnv(gym.Env):
 
 if "fastsac-tests/PointMass-v0" not in gym.registry:
     gym.register("fastsac-tests/PointMass-v0", entry_point=PointMassEnv)
+
+
+class EpisodeClockEnv(gym.Env):
+    """Observations that say where they come from: ``[episode id, step index, end]``.
+
+    The episode id is unique across envs (``uid``) and episodes; the step index counts from 0
+    at reset; ``end`` is 1 on the final observation of a terminated episode, 2 on that of a
+    truncated one, else 0. Episodes end at random (seeded) by termination or truncation, so a
+    test can check every stored transition against the episode it came from.
+    """
+
+    def __init__(self, uid: int = 0, end_probability: float = 0.15):
+        self.observation_space = spaces.Box(-1e9, 1e9, shape=(3,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.uid, self.end_probability = uid, end_probability
+        self.episodes = 0
+        self._episode, self._t = 0.0, 0
+
+    def _obs(self, end: int) -> np.ndarray:
+        return np.array([self._episode, self._t, end], dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episodes += 1
+        self._episode, self._t = float(self.uid * 100_000 + self.episodes), 0
+        return self._obs(0), {}
+
+    def step(self, action):
+        self._t += 1
+        draw = self.np_random.uniform()
+        terminated = draw < self.end_probability / 2
+        truncated = not terminated and draw < self.end_probability
+        end = 1 if terminated else 2 if truncated else 0
+        return self._obs(end), float(self._t), terminated, truncated, {}

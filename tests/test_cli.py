@@ -78,9 +78,29 @@ def test_train_mujoco_preset_on_halfcheetah(tmp_path):
     assert state["action_dim"] == 6
 
 
+def test_train_on_vector_envs(tmp_path):
+    """--num-envs 3 (async) at 0.5 updates per transition: per-env episode rows, and the
+    share of the run spent writing outputs in summary.json."""
+    out = tmp_path / "vec"
+    code = cli.main(["train", "--frames", "1500", "--num-envs", "3", "--vectorization", "async",
+                     "--updates-per-step", "0.5", "--memory-size", "2000", "--batch-size", "32",
+                     "--initial-random-steps", "300", "--hidden", "32", "--out", str(out),
+                     "--device", "cpu", "--eager", "--test-episodes", "1", "--no-progress"])
+    assert code == 0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert len(rows) == 6  # 3 envs x two 200-step episodes in 1500 transitions
+    assert sorted(int(r["env"]) for r in rows) == [0, 0, 1, 1, 2, 2]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_envs"] == 3 and summary["updates_per_step"] == 0.5
+    assert 0 < summary["output_share"] < 1
+
+
 @pytest.mark.parametrize("option,value,message", [("--hidden", "0", "positive"),
                                                    ("--lr", "-1", "lr must be"),
-                                                   ("--batch-size", "0", "batch_size")])
+                                                   ("--batch-size", "0", "batch_size"),
+                                                   ("--num-envs", "0", "--num-envs"),
+                                                   ("--updates-per-step", "0",
+                                                    "updates_per_step")])
 def test_train_rejects_bad_settings(tmp_path, capsys, option, value, message):
     code = cli.main(["train", option, value, "--frames", "10", "--out", str(tmp_path / "x"),
                      "--device", "cpu", "--eager", "--no-progress"])

@@ -1,0 +1,126 @@
+"""Writing the training plot in a separate process, so drawing it never holds up training.
+
+Drawing the five-panel figure with matplotlib's Agg costs a good fraction of a second (more
+the first time, with matplotlib's import): on the training loop's thread that is time taken
+from training, and a thread would hold the GIL while it draws. ``train()`` therefore hands the
+figure's data to a child process: the loop saves the (thinned) curves to a small ``.npz`` file
+and writes one line to the child's stdin, which costs about a millisecond. The child draws each
+request in turn and writes the PNG atomically; ``close()`` waits for the last one, so the
+file is there when ``train()`` returns.
+
+Run as ``python .../fastsac/plot_worker.py`` (a script, so the child imports numpy and
+matplotlib but not torch): one request per stdin line, ``<npz path>\\t<png path>``; it answers
+each with a line once the PNG is written.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import select
+import subprocess
+import sys
+
+import numpy as np
+
+CURVES = ("actor", "qf", "vf", "alpha")
+
+
+class PlotWorker:
+    """The parent's end: start on first use, submit figures, wait for the last one."""
+
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self._count = 0
+
+    def start(self) -> None:
+        """Start the child now (its imports then overlap with the run's first frames)."""
+        if self.proc is None:
+            self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         text=True)
+            _STARTED.append(self.proc)
+
+    def submit(self, path: str, frame: int, scores, curves: dict) -> None:
+        self.start()
+        self._count += 1
+        data = f"{path}.{self._count}.npz"
+        thinned = _plotting().thinned
+        arrays = {name: np.stack(thinned(curves[name])) for name in CURVES}
+        with open(data + ".tmp", "wb") as f:
+            np.savez(f, frame=frame, scores=np.asarray(scores, dtype=np.float64), **arrays)
+        os.replace(data + ".tmp", data)
+        self.proc.stdin.write(f"{data}\t{path}\n")
+        self.proc.stdin.flush()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Wait until the child has written the last figure submitted (its answer), then let
+        it exit on its own."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        done = 0
+        while done < self._count and select.select([proc.stdout], [], [], timeout)[0]:
+            line = proc.stdout.readline()
+            if not line:  # the child died; its error went to stderr
+                break
+            done = int(line)
+        proc.stdin.close()
+
+
+_STARTED: list[subprocess.Popen] = []
+
+
+@atexit.register
+def _reap() -> None:
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.wait(timeout=30)
+
+
+def _plotting():
+    """fastsac.plotting; in the child, loaded from its file (importing the fastsac package
+    would import torch, seconds of start-up for a process that only draws)."""
+    if __package__:
+        from fastsac import plotting
+
+        return plotting
+    spec = importlib.util.spec_from_file_location(
+        "fastsac_plotting", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                         "plotting.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _draw(line: str, plotting) -> None:
+    data, path = line.rstrip("\n").split("\t")
+    with np.load(data) as z:
+        fig = plotting.training_figure(int(z["frame"]), z["scores"],
+                                       *(z[name] for name in CURVES), prethinned=True)
+    plotting.save_figure(fig, path)
+    _remove(data)
+
+
+def main() -> None:
+    """Draw each request in turn (they are few: at most a dozen a run) until stdin closes."""
+    plotting = _plotting()
+    # matplotlib's import and a first draw (fonts, Agg) before the first request, so a
+    # request costs only its own drawing
+    plotting.training_figure(0, [0.0], [0.0], [0.0], [0.0], [0.0]).savefig(
+        os.devnull, format="png", dpi=60)
+    for count, line in enumerate(sys.stdin, start=1):
+        _draw(line, plotting)
+        print(count, flush=True)
+
+
+if __name__ == "__main__":
+    main()
