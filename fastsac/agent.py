@@ -121,7 +121,7 @@ class FastSAC(AgentBase):
         # CUDA: recorded after the copies out of the pinned host batch; sample_batch() waits
         # for it before overwriting that memory (the copies are asynchronous)
         self._copy_done: torch.cuda.Event | None = None
-        # CUDA select_action: (rows, pinned input, pinned output, event), for the last shape
+        # CUDA select_action: (rows, pinned input, pinned output, event), for the most rows
         self._act_staging: tuple[Any, torch.Tensor, torch.Tensor, torch.cuda.Event] | None = None
 
     # ---- buffer and optimizers ----------------------------------------------------------------
@@ -191,14 +191,20 @@ class FastSAC(AgentBase):
         """One pinned host-to-device copy, the forward, one device-to-host copy into pinned
         memory, and one synchronisation (an event) before the host reads it, for one state or
         for the rows of a vector env."""
+        self._bound_state()  # checks, once, that the parameters are still the agent's
         rows = state.shape[0] if state.ndim == 2 else None
-        if self._act_staging is None or self._act_staging[0] != rows:
-            lead = () if rows is None else (rows,)
+        # pinned buffers for the most rows seen (a vector env's acting envs vary in number
+        # under NEXT_STEP autoreset); one state uses their first row
+        capacity = max(rows or 1, self._act_staging[0] if self._act_staging else 1)
+        if self._act_staging is None or self._act_staging[0] < capacity:
             self._act_staging = (
-                rows, torch.zeros((*lead, self.obs_dim), dtype=torch.float32, pin_memory=True),
-                torch.zeros((*lead, self.action_dim), dtype=torch.float32, pin_memory=True),
+                capacity,
+                torch.zeros((capacity, self.obs_dim), dtype=torch.float32, pin_memory=True),
+                torch.zeros((capacity, self.action_dim), dtype=torch.float32, pin_memory=True),
                 torch.cuda.Event())
-        _, host_in, host_out, done = self._act_staging
+        _, pinned_in, pinned_out, done = self._act_staging
+        host_in = pinned_in[0] if rows is None else pinned_in[:rows]
+        host_out = pinned_out[0] if rows is None else pinned_out[:rows]
         actor = self.actor
         with torch.inference_mode():
             # the previous call synchronised on `done`, so host_in is free to overwrite
@@ -287,6 +293,8 @@ class FastSAC(AgentBase):
         if not background.enabled():
             return False
         job = background.start(self._update_key, self._compile_request())
+        if job is None:
+            return False
         compiling = not job.done()
         if compiling and job.waited() > background.PATIENCE_S:
             # a machine too busy to give the idle-priority child its time: stop waiting and

@@ -86,22 +86,28 @@ class Job:
             self.proc.wait()
 
 
-_JOBS: dict[Any, Job] = {}
+_JOBS: dict[Any, Job | None] = {}
 
 
-def start(key: Any, request: dict[str, Any]) -> Job:
-    """The job compiling ``request`` (one per configuration ``key``, started at the first call)."""
-    job = _JOBS.get(key)
-    if job is None:
-        job = _JOBS[key] = Job(request)
-    return job
+def start(key: Any, request: dict[str, Any]) -> Job | None:
+    """The job compiling ``request`` (one per configuration ``key``, started at the first call);
+    ``None`` where no child process can start (the update then compiles in this process)."""
+    if key not in _JOBS:
+        try:
+            _JOBS[key] = Job(request)
+        except OSError as exc:
+            warnings.warn(f"fastsac: no background compile ({exc}); the update compiles in "
+                          "this process", RuntimeWarning, stacklevel=3)
+            _JOBS[key] = None
+    return _JOBS[key]
 
 
 @atexit.register
 def _stop_all() -> None:
     """A child outliving its training process would only burn CPU: stop it."""
     for job in _JOBS.values():
-        job.stop()
+        if job is not None:
+            job.stop()
 
 
 def _idle_priority() -> None:

@@ -78,7 +78,10 @@ def _check_positive_float(name: str, value: Any) -> float:
 def _check_updates_per_step(value: Any) -> Fraction:
     """As an exact fraction (0.29 is 29/100), so the count of updates never drifts."""
     ratio = _check_positive_float("updates_per_step", value)
-    return Fraction(ratio).limit_denominator(1_000_000)
+    exact = Fraction(ratio).limit_denominator(1_000_000)
+    if exact == 0:
+        raise ValueError(f"updates_per_step must be at least 1e-6, got {value}")
+    return exact
 
 
 def _check_target_entropy(value: Any, action_dim: int) -> float:
@@ -252,7 +255,8 @@ class AgentBase:
         return selected_action
 
     def _select_actions(self, state: np.ndarray) -> np.ndarray:
-        states = np.asarray(state)
+        # a copy: a vector env made with copy=False overwrites its observation array in place
+        states = np.array(state)
         n = self.num_envs
         if states.shape != (n, self.obs_dim):
             raise ValueError(f"a vector env of {n} envs needs states of shape "
@@ -343,9 +347,10 @@ class AgentBase:
         After each step, ``updates_per_step`` updates per new transition once the warm-up is
         over. Shows a progress bar (transitions, recent score, frames/s) and the notebook's
         five-panel plot: inline every ``plotting_interval`` frames in a notebook; in a script it
-        is written to ``plot_path`` at the end and during the run only as often as keeps its
-        cost under 1% of the run's time (:class:`fastsac.plotting.PlotSchedule`; ``None``
-        disables it). Returns ``self.history``: one row per finished episode (frame, env index,
+        is written to ``plot_path``, drawn by a child process, at the end and at most at each
+        tenth of the run (:class:`fastsac.plotting.PlotSchedule`; ``None`` disables it). A
+        plain env is closed at the end, as the notebook does; a vector env stays open (close it
+        when done). Returns ``self.history``: one row per finished episode (frame, env index,
         score, mean losses, alpha, fps).
         """
         from tqdm.auto import tqdm
@@ -408,7 +413,8 @@ class AgentBase:
         finally:
             plots.close()
             bar.close()
-            self.env.close()
+            if not vector:  # as the notebook does; a vector env (async: its workers) stays
+                self.env.close()  # open for the next train() call: its owner closes it
         self.output_seconds = plots.seconds
         return self.history
 

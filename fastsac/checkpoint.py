@@ -172,8 +172,10 @@ def apply(agent, state: dict[str, Any]) -> None:
     for name in OPTIMIZERS:
         _load_optimizer(getattr(agent, name), state["optimizers"][name])
     agent.total_step = state["total_step"]
-    # files written before updates were counted apart: one env, one update per frame
-    agent.update_step = int(state.get("update_step", state["total_step"]))
+    # files written before updates were counted apart: one env, one update per frame, so the
+    # last update's number was its frame (none yet during the warm-up)
+    learning = state["total_step"] > agent.initial_random_steps
+    agent.update_step = int(state.get("update_step", state["total_step"] if learning else 0))
     history = state.get("history") or {}
     rows = len(history.get("frame", []))
     agent.history = {k: list(history.get(k, [0.0] * rows if k == "env" else [])) for k in

@@ -106,11 +106,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     history = agent.train(args.frames, plot_path=os.path.join(args.out, "learning_curve.png"),
                           progress=not args.no_progress)
-    outputs_start = time.perf_counter()
+    env.close()
+    train_seconds = time.perf_counter() - start
+    frames = agent.total_step  # a vector env's last step may collect up to N - 1 more
     agent.save(os.path.join(args.out, "checkpoint.pt"))
     _write_metrics(os.path.join(args.out, "metrics.csv"), history)
-    seconds = time.perf_counter() - start
-    output_seconds = agent.output_seconds + time.perf_counter() - outputs_start
+    seconds = time.perf_counter() - start  # the run: training and its outputs
+    output_seconds = agent.output_seconds + seconds - train_seconds
     eval_env = make_env(args.env)
     eval_env.reset(seed=args.seed + 1)
     scores = agent.evaluate(args.test_episodes, env=eval_env)
@@ -120,8 +122,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                "lr": agent.lr, "initial_random_steps": agent.initial_random_steps,
                "num_envs": args.num_envs, "vectorization": args.vectorization,
                "updates_per_step": args.updates_per_step,
-               "device": str(agent.device), "train_seconds": round(seconds, 1),
-               "frames_per_second": round(args.frames / seconds, 1),
+               "device": str(agent.device), "frames_collected": frames,
+               "train_seconds": round(train_seconds, 1),
+               "frames_per_second": round(frames / train_seconds, 1),
                # plots, metrics and the checkpoint: their share of the run's time
                "output_seconds": round(output_seconds, 3),
                "output_share": round(output_seconds / seconds, 5),
@@ -130,7 +133,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                "test_returns": [round(s, 2) for s in scores]}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    print(f"trained {args.frames} frames in {seconds:.0f} s ({args.frames / seconds:.0f} frames/s)")
+    print(f"trained {frames} frames in {train_seconds:.0f} s "
+          f"({frames / train_seconds:.0f} frames/s)")
     print(f"outputs in {args.out}/: learning_curve.png, checkpoint.pt, metrics.csv, summary.json")
     print(f"mean return over {len(scores)} test episodes: {np.mean(scores):.1f}")
     return 0

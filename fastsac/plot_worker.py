@@ -9,8 +9,8 @@ request in turn and writes the PNG atomically; ``close()`` waits for the last on
 file is there when ``train()`` returns.
 
 Run as ``python .../fastsac/plot_worker.py`` (a script, so the child imports numpy and
-matplotlib but not torch): one request per stdin line, ``<npz path>\\t<png path>``; it answers
-each with a line once the PNG is written.
+matplotlib but not torch): one request per stdin line, ``<npz path>\\t<png path>``, until
+stdin closes.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
-import select
 import subprocess
 import sys
 
@@ -33,16 +32,18 @@ class PlotWorker:
     def __init__(self):
         self.proc: subprocess.Popen | None = None
         self._count = 0
+        self._pending: list[str] = []  # data files handed over (the child deletes them)
 
     def start(self) -> None:
         """Start the child now (its imports then overlap with the run's first frames)."""
         if self.proc is None:
             self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         text=True)
+                                         stdin=subprocess.PIPE, text=True)
             _STARTED.append(self.proc)
 
     def submit(self, path: str, frame: int, scores, curves: dict) -> None:
+        """Hand one figure's data to the child. ``OSError``: the child cannot take it (then
+        call ``abandon``)."""
         self.start()
         self._count += 1
         data = f"{path}.{self._count}.npz"
@@ -51,22 +52,39 @@ class PlotWorker:
         with open(data + ".tmp", "wb") as f:
             np.savez(f, frame=frame, scores=np.asarray(scores, dtype=np.float64), **arrays)
         os.replace(data + ".tmp", data)
+        self._pending.append(data)
         self.proc.stdin.write(f"{data}\t{path}\n")
         self.proc.stdin.flush()
 
     def close(self, timeout: float = 60.0) -> None:
-        """Wait until the child has written the last figure submitted (its answer), then let
-        it exit on its own."""
+        """Wait until the child has drawn every figure submitted and exited (it imports no
+        torch, so it exits at once)."""
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        done = 0
-        while done < self._count and select.select([proc.stdout], [], [], timeout)[0]:
-            line = proc.stdout.readline()
-            if not line:  # the child died; its error went to stderr
-                break
-            done = int(line)
-        proc.stdin.close()
+        try:
+            proc.stdin.close()
+        except OSError:  # it died; what it left undrawn is cleaned up below
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self._clean()
+
+    def abandon(self) -> None:
+        """Stop the child (it failed): kill it and delete the data it did not draw."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        self._clean()
+
+    def _clean(self) -> None:
+        for data in self._pending:
+            _remove(data)
+        self._pending = []
 
 
 _STARTED: list[subprocess.Popen] = []
@@ -74,9 +92,11 @@ _STARTED: list[subprocess.Popen] = []
 
 @atexit.register
 def _reap() -> None:
+    """A child left running (an interrupted close) is stopped at exit."""
     for proc in _STARTED:
         if proc.poll() is None:
-            proc.wait(timeout=30)
+            proc.kill()
+            proc.wait()
 
 
 def _plotting():
@@ -117,9 +137,8 @@ def main() -> None:
     # request costs only its own drawing
     plotting.training_figure(0, [0.0], [0.0], [0.0], [0.0], [0.0]).savefig(
         os.devnull, format="png", dpi=60)
-    for count, line in enumerate(sys.stdin, start=1):
+    for line in sys.stdin:
         _draw(line, plotting)
-        print(count, flush=True)
 
 
 if __name__ == "__main__":

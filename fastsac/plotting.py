@@ -65,7 +65,7 @@ def training_figure(frame: int, scores: Sequence[float], actor_losses: Sequence[
     return fig
 
 
-def show_orsave_figure(fig, path: str | os.PathLike | None) -> None:
+def show_or_save(fig, path: str | os.PathLike | None) -> None:
     """Inline display in a notebook; otherwise an atomic write to ``path`` (if given)."""
     if in_notebook():
         from IPython.display import clear_output, display
@@ -111,12 +111,17 @@ class PlotSchedule:
     def write(self, frame: int, scores: Sequence[float], curves: dict) -> None:
         start = time.perf_counter()
         try:
+            if self._worker is False:
+                raise OSError("no drawing process")
             if self._worker is None:
                 from fastsac.plot_worker import PlotWorker
 
                 self._worker = PlotWorker()
             self._worker.submit(self.path, frame, scores, curves)
-        except OSError:  # no child process here: draw in this one
+        except OSError:  # no child process here, or it died: draw in this one
+            if self._worker:
+                self._worker.abandon()
+            self._worker = False  # not again
             save_figure(training_figure(frame, scores, curves["actor"], curves["qf"],
                                         curves["vf"], curves["alpha"]), self.path)
         end = time.perf_counter()
@@ -136,15 +141,15 @@ class PlotSchedule:
 
     def close(self) -> None:
         """Wait for the last figure (the loop's time: counted in ``seconds``)."""
-        if self._worker is not None:
+        if self._worker:
             start = time.perf_counter()
             self._worker.close()
             self.seconds += time.perf_counter() - start
-            self._worker = None
+        self._worker = None
 
     def show(self, figure: Callable[[], object]) -> None:
         start = time.perf_counter()
-        show_orsave_figure(figure(), None)
+        show_or_save(figure(), None)
         self.seconds += time.perf_counter() - start
 
 

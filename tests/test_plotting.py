@@ -45,3 +45,17 @@ def test_thinned_keeps_short_curves_and_averages_long_ones():
     x, y = plotting.thinned(np.arange(10_000, dtype=float))
     assert len(y) == plotting.MAX_POINTS
     assert np.allclose(y, x)  # slice means of a line sit on the line
+
+
+def test_a_dead_drawing_process_falls_back_to_drawing_here(tmp_path):
+    path = tmp_path / "curve.png"
+    plots = PlotSchedule(path, 1000)
+    plots.start()
+    plots._worker.proc.kill()
+    plots._worker.proc.wait()
+    curves = {k: [0.0, 1.0] for k in ("actor", "qf", "vf", "alpha")}
+    plots.write(100, [1.0], curves)  # the pipe is broken: drawn in this process
+    plots.write(200, [1.0, 2.0], curves)
+    plots.close()
+    assert os.path.getsize(path) > 0
+    assert sorted(os.listdir(tmp_path)) == ["curve.png"]

@@ -13,9 +13,9 @@ from tests.envs import EpisodeClockEnv
 AGENTS = {"fast": lambda env, **kw: FastSAC(env, compile=False, **kw), "reference": SACAgent}
 
 
-def clock_envs(n: int, mode: AutoresetMode) -> SyncVectorEnv:
+def clock_envs(n: int, mode: AutoresetMode, copy: bool = True) -> SyncVectorEnv:
     return SyncVectorEnv([lambda i=i: EpisodeClockEnv(uid=i + 1) for i in range(n)],
-                         autoreset_mode=mode)
+                         autoreset_mode=mode, copy=copy)
 
 
 def stored(agent) -> tuple[np.ndarray, ...]:
@@ -25,14 +25,17 @@ def stored(agent) -> tuple[np.ndarray, ...]:
             np.array(m.done_buf[:n]))
 
 
-@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+@pytest.mark.parametrize("mode, copy", [(AutoresetMode.NEXT_STEP, True),
+                                        (AutoresetMode.SAME_STEP, True),
+                                        (AutoresetMode.NEXT_STEP, False)])
 @pytest.mark.parametrize("kind", sorted(AGENTS))
-def test_stored_transitions_follow_their_episode(kind, mode):
+def test_stored_transitions_follow_their_episode(kind, mode, copy):
     """N = 3 envs ending episodes at random: every stored transition goes one step forward in
     one episode, its done flag is the termination (not the truncation), a truncated episode
     keeps its true final observation, no reset observation is ever a next_obs, and every step
-    of every episode is stored exactly once."""
-    env = clock_envs(3, mode)
+    of every episode is stored exactly once. Also with an env that reuses its observation
+    array (copy=False)."""
+    env = clock_envs(3, mode, copy)
     agent = AGENTS[kind](env, memory_size=5000, batch_size=16, initial_random_steps=40,
                          hidden_sizes=(16,), seed=3)
     agent.train(900, plot_path=None, progress=False)
@@ -114,13 +117,24 @@ def test_bad_vector_input():
         make_env("Pendulum-v1", num_envs=2, vectorization="threads")
     with pytest.raises(ValueError, match="DISABLED"):
         FastSAC(clock_envs(2, AutoresetMode.DISABLED), 100, 8, compile=False)
-    with pytest.raises(ValueError, match="updates_per_step"):
-        FastSAC(make_env("Pendulum-v1"), 100, 8, updates_per_step=0, compile=False)
+    for ratio in (0, 1e-9):
+        with pytest.raises(ValueError, match="updates_per_step"):
+            FastSAC(make_env("Pendulum-v1"), 100, 8, updates_per_step=ratio, compile=False)
     agent = FastSAC(make_env("Pendulum-v1", num_envs=2), 100, 8, compile=False)
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         agent.select_action(np.zeros(3))
     with pytest.raises(TypeError, match="plain"):
         agent.test()
+
+
+def test_train_twice_on_async_envs():
+    """train() leaves a vector env open (async workers included), so training continues."""
+    env = make_env("Pendulum-v1", num_envs=2, vectorization="async")
+    agent = SACAgent(env, 1000, 16, initial_random_steps=50, hidden_sizes=(8,), seed=0)
+    agent.train(100, plot_path=None, progress=False)
+    agent.train(100, plot_path=None, progress=False)
+    assert agent.total_step == 200 and len(agent.memory) == 200
+    env.close()
 
 
 def test_four_envs_learn_pendulum():
