@@ -20,7 +20,7 @@ from torch import optim
 from fastsac import checkpoint
 from fastsac.envs import space_dims
 from fastsac.networks import DEFAULT_HIDDEN_SIZES, Actor, CriticQ, CriticV, check_hidden_sizes
-from fastsac.plotting import PlotSchedule, in_notebook, training_figure
+from fastsac.plotting import PlotSchedule, curves_figure, in_notebook
 from fastsac.vector import VectorSteps
 
 LEARNING_RATE = 3e-4
@@ -405,7 +405,7 @@ class AgentBase:
                 bar.update(new)
                 before = self.total_step - new
                 if inline and self.total_step // plotting_interval > before // plotting_interval:
-                    plots.show(lambda: self._figure(finished, curves))
+                    plots.show(lambda: curves_figure(self.total_step, finished, curves))
                 if plots.due(collected):
                     plots.write(self.total_step, finished, curves)
             if plots.path is not None:
@@ -417,10 +417,6 @@ class AgentBase:
                 self.env.close()  # open for the next train() call: its owner closes it
         self.output_seconds = plots.seconds
         return self.history
-
-    def _figure(self, scores: list[float], curves: dict[str, list[float]]):
-        return training_figure(self.total_step, scores, curves["actor"], curves["qf"],
-                               curves["vf"], curves["alpha"])
 
     def _end_episodes(self, envs: list[int], scores: list[float], fps: float,
                       losses: list[tuple], curves: dict[str, list[float]]) -> None:

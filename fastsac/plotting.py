@@ -65,6 +65,12 @@ def training_figure(frame: int, scores: Sequence[float], actor_losses: Sequence[
     return fig
 
 
+def curves_figure(frame: int, scores: Sequence[float], curves: dict):
+    """``training_figure`` of the loss curves ``train()`` keeps (actor, qf, vf, alpha)."""
+    return training_figure(frame, scores, curves["actor"], curves["qf"], curves["vf"],
+                           curves["alpha"])
+
+
 def show_or_save(fig, path: str | os.PathLike | None) -> None:
     """Inline display in a notebook; otherwise an atomic write to ``path`` (if given)."""
     if in_notebook():
@@ -98,7 +104,7 @@ class PlotSchedule:
         self.seconds = 0.0  # spent building, showing and writing figures
         self._cost = self.FIRST_COST_GUESS
         self._last = time.perf_counter()
-        self._worker = None
+        self._worker = None  # the drawing process; None: figures are drawn in this process
 
     def due(self, collected: int) -> bool:
         """Whether to write now, ``collected`` frames into the run (the final write is the
@@ -110,38 +116,34 @@ class PlotSchedule:
 
     def write(self, frame: int, scores: Sequence[float], curves: dict) -> None:
         start = time.perf_counter()
-        try:
-            if self._worker is False:
-                raise OSError("no drawing process")
-            if self._worker is None:
-                from fastsac.plot_worker import PlotWorker
-
-                self._worker = PlotWorker()
-            self._worker.submit(self.path, frame, scores, curves)
-        except OSError:  # no child process here, or it died: draw in this one
-            if self._worker:
+        if self._worker is not None:
+            try:
+                self._worker.submit(self.path, frame, scores, curves)
+            except OSError:  # it died: draw in this process from now on
                 self._worker.abandon()
-            self._worker = False  # not again
-            save_figure(training_figure(frame, scores, curves["actor"], curves["qf"],
-                                        curves["vf"], curves["alpha"]), self.path)
+                self._worker = None
+        if self._worker is None:
+            save_figure(curves_figure(frame, scores, curves), self.path)
         end = time.perf_counter()
         self._cost, self._last = end - start, end
         self.seconds += end - start
 
     def start(self) -> None:
-        """Start the drawing process early, so its imports overlap with training."""
+        """Start the drawing process (early, so its imports overlap with training); where it
+        cannot start, figures are drawn in this process."""
         if self.path is not None:
             from fastsac.plot_worker import PlotWorker
 
-            self._worker = PlotWorker()
             try:
-                self._worker.start()
+                worker = PlotWorker()
+                worker.start()
+                self._worker = worker
             except OSError:
                 self._worker = None
 
     def close(self) -> None:
         """Wait for the last figure (the loop's time: counted in ``seconds``)."""
-        if self._worker:
+        if self._worker is not None:
             start = time.perf_counter()
             self._worker.close()
             self.seconds += time.perf_counter() - start
