@@ -97,6 +97,7 @@ class FastSAC(AgentBase):
             log_std_min=self.actor.log_std_min, log_std_max=self.actor.log_std_max, lr=self.lr,
             tiled_mm=(cpu and self.dtype == torch.float32 and ops.EXTENSION_LOADED
                       and ops.cpu_simd() == "avx512"),
+            world_size=self.world_size,
             shapes={"actor": self._flat["actor"].shapes, "critic_q": self._flat["qf_1"].shapes,
                     "critic_v": self._flat["vf"].shapes})
         self._update_fn = make_update(self._cfg, self.compile, self.device, self.dtype,
@@ -167,6 +168,10 @@ class FastSAC(AgentBase):
     def _after_load(self) -> None:
         self._state = None
         self._graphs.clear()
+
+    def _finite_check_tensors(self) -> dict[str, list[torch.Tensor]]:
+        # one flat buffer per slot: a handful of reductions instead of one per parameter
+        return {name: [self._flat[name].params] for name in SLOT_NAMES}
 
     # ---- acting ---------------------------------------------------------------------------------
     def _policy_action(self, state: np.ndarray) -> np.ndarray:
@@ -287,8 +292,10 @@ class FastSAC(AgentBase):
     def _compiling_elsewhere(self) -> bool:
         """In ``train``, on CPU: whether a background process is still compiling this update
         (started here if nothing has built it yet); the update then runs eagerly."""
+        # (a data-parallel update's graph holds collectives: it compiles in the ranks)
         if not (self.compile and self.background_compile and self._training
-                and self.device.type == "cpu") or is_built(self._update_key):
+                and self.device.type == "cpu" and self.world_size == 1) \
+                or is_built(self._update_key):
             return False
         if not background.enabled():
             return False

@@ -14,13 +14,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import optim
 
-from fastsac import checkpoint
+from fastsac import checkpoint, distributed
+from fastsac.curves import LossCurves
+from fastsac.divergence import TrainingDiverged, check_losses, check_rewards
 from fastsac.envs import space_dims
 from fastsac.networks import DEFAULT_HIDDEN_SIZES, Actor, CriticQ, CriticV, check_hidden_sizes
 from fastsac.plotting import PlotSchedule, curves_figure, in_notebook
+from fastsac.run_log import CHECKPOINT_MAX_SECONDS, CheckpointSchedule, MetricsLog
 from fastsac.vector import VectorSteps
 
 LEARNING_RATE = 3e-4
@@ -129,6 +132,11 @@ class AgentBase:
         dtype: ``torch.float32``, or ``torch.float64`` for exact agreement runs.
         seed: seeds torch, the random warm-up actions, the replay sampling and the first env
             reset, so two runs with the same seed match.
+        data_parallel: train as one rank of a data-parallel job (``torch.distributed``
+            initialised, e.g. by ``torchrun``; :mod:`fastsac.distributed`): the starting weights
+            are rank 0's, every update averages its gradients over the ranks, and the random
+            streams are seeded ``seed + rank``. A vector env must use SAME_STEP autoreset, so
+            every rank collects as many transitions per step and the ranks update in lockstep.
     """
 
     def __init__(
@@ -148,6 +156,7 @@ class AgentBase:
         device: str | torch.device | None = None,
         dtype: torch.dtype = torch.float32,
         seed: int | None = None,
+        data_parallel: bool = False,
     ):
         obs_dim, action_dim = space_dims(env)
         self.memory_size = _check_int("memory_size", memory_size, 1)
@@ -163,28 +172,42 @@ class AgentBase:
         self.target_entropy = _check_target_entropy(target_entropy, action_dim)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.world = distributed.current_world() if data_parallel else None
+        if data_parallel and self.world is None:
+            raise ValueError("data_parallel=True needs torch.distributed initialised with more "
+                             "than one process (torchrun --nproc-per-node N ...)")
+        self.rank = self.world.rank if self.world else 0
+        self.world_size = self.world.size if self.world else 1
         if seed is not None:
             seed = _check_int("seed", seed, 0)
             torch.manual_seed(seed)
         self.seed = seed
+        # each rank its own streams: envs, warm-up actions, replay sampling, noise
+        rank_seed = None if seed is None else seed + self.rank
         self.env = env
         vector = isinstance(env, VectorEnv)
         self.num_envs: int | None = int(env.num_envs) if vector else None
         self._vec = VectorSteps(env) if vector else None
+        if self._vec is not None and self.world is not None and \
+                self._vec.mode != AutoresetMode.SAME_STEP:
+            raise ValueError("data-parallel training on a vector env needs SAME_STEP autoreset "
+                             "(fastsac.make_env(..., autoreset=AutoresetMode.SAME_STEP)): "
+                             "every rank then collects num_envs transitions per step and the "
+                             "ranks update in lockstep")
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.device = resolve_device(device)
         self.dtype = dtype
-        self._np_rng = np.random.default_rng(seed)
-        self._reset_seed = seed
+        self._np_rng = np.random.default_rng(rank_seed)
+        self._reset_seed = rank_seed
         # The agent's own noise stream (policy samples, update noise): two agents in one
         # process do not disturb each other. Without a seed it is drawn from torch's global RNG,
         # so the notebook's torch.manual_seed(...) still makes runs repeat.
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(
-            seed if seed is not None else int(torch.randint(0, 2**62, ()).item()))
+            rank_seed if seed is not None else int(torch.randint(0, 2**62, ()).item()))
 
         self.memory = self._make_memory(obs_dim, self.memory_size, self.batch_size, action_dim,
-                                        seed)
+                                        rank_seed)
 
         # automatic entropy tuning; then the networks, in the notebook's construction order so a
         # seed gives both agents the same initial weights.
@@ -211,6 +234,15 @@ class AgentBase:
         self._learn_frames, self._learn_updates = 0, 0
         self.is_test = False
         self.history: dict[str, list[float]] = {k: [] for k in checkpoint.HISTORY_KEYS}
+        self.loss_curves = LossCurves()  # every update's losses, for the plot
+        # settings of the run that trains this agent (the CLI's arguments), kept in checkpoints
+        self.run_config: dict[str, Any] | None = None
+        self._gathered_rows = 0  # data-parallel: history rows already gathered on rank 0
+        self._metrics = MetricsLog(None)  # train()'s metrics file
+        if self.world is not None:  # every rank starts from rank 0's weights
+            distributed.broadcast_([self.log_alpha, *(
+                t for name in ("actor", "vf", "vf_target", "qf_1", "qf_2")
+                for t in getattr(self, name).state_dict().values())])
 
     # ---- what subclasses provide ------------------------------------------------------------
     def _make_memory(self, obs_dim, size, batch_size, act_dim, seed):
@@ -297,6 +329,7 @@ class AgentBase:
             return self._step_vector(action)
         next_state, reward, terminated, truncated, _ = self.env.step(action)
         if not self.is_test:
+            check_rewards(self.total_step, reward, next_state)
             self.transition += [reward, next_state, terminated]
             self.memory.store(*self.transition)
         return next_state, float(reward), bool(terminated or truncated)
@@ -308,6 +341,7 @@ class AgentBase:
                                       terminated, truncated, info)
         self.last_transitions = found
         if not self.is_test and len(found.rows):
+            check_rewards(self.total_step, found.rews, found.next_obs)
             self.memory.store_batch(found.obs, found.acts, found.rews, found.next_obs,
                                     found.terminated)
         return next_state, np.asarray(reward, dtype=np.float64), np.logical_or(terminated,
@@ -340,7 +374,10 @@ class AgentBase:
 
     def train(self, num_frames: int, plotting_interval: int = 200,
               plot_path: str | os.PathLike | None = "fastsac_training.png",
-              progress: bool = True) -> dict[str, list[float]]:
+              progress: bool = True, *,
+              checkpoint_path: str | os.PathLike | None = None,
+              checkpoint_every: int | None = None,
+              metrics_path: str | os.PathLike | None = None) -> dict[str, list[float]]:
         """Train for ``num_frames`` transitions (env steps; with N envs, N per vector step; the
         last vector step may overshoot by up to N - 1), continuing from ``total_step``.
 
@@ -352,19 +389,41 @@ class AgentBase:
         plain env is closed at the end, as the notebook does; a vector env stays open (close it
         when done). Returns ``self.history``: one row per finished episode (frame, env index,
         score, mean losses, alpha, fps).
+
+        ``checkpoint_path``: write a resumable checkpoint there (``save(include_buffer=True)``)
+        each time ``total_step`` passes a multiple of ``checkpoint_every`` frames (default: a
+        tenth of ``num_frames``), at least every 10 minutes, and at the end. ``load`` it into an
+        agent built the same way and ``train`` on to continue the run exactly (docs/design.md,
+        "Resume"). ``metrics_path``: a CSV of the history, one row appended per episode.
+
+        Raises :class:`fastsac.divergence.TrainingDiverged` when a loss, a parameter or a reward
+        is not finite (checked at every episode end and before every checkpoint, which is never
+        overwritten with a diverged state).
+
+        Data-parallel agents: call ``train`` on every rank with the same ``num_frames`` and
+        ``checkpoint_every`` (the ranks meet at each checkpoint); rank 0 gathers every rank's
+        episode rows and alone writes the checkpoint and the metrics (give the other ranks
+        ``plot_path=None``).
         """
         from tqdm.auto import tqdm
 
         _check_int("num_frames", num_frames, 1)
         _check_int("plotting_interval", plotting_interval, 1)
+        if checkpoint_every is not None:
+            _check_int("checkpoint_every", checkpoint_every, 1)
         self.is_test = False
         inline = in_notebook()
         vector = self._vec is not None
+        saves = CheckpointSchedule(checkpoint_path, checkpoint_every or max(1, num_frames // 10),
+                                   # data-parallel ranks meet at checkpoints: by frames only
+                                   max_seconds=math.inf if self.world else CHECKPOINT_MAX_SECONDS)
+        metrics = MetricsLog(metrics_path if self.rank == 0 else None)
+        self._metrics = metrics
+        metrics.open(self.history)
         state = self._reset_env()
         scores = np.zeros(self.num_envs or 1)  # the running episode return of each env
         losses: list[tuple] = []
-        curves: dict[str, list[float]] = {"actor": [], "qf": [], "vf": [], "alpha": []}
-        finished: list[float] = []
+        finished = self.history["score"]
         episode_start, episode_frames = time.perf_counter(), 0
         start, collected = self.total_step, 0
         plots = PlotSchedule(plot_path, num_frames)
@@ -375,6 +434,10 @@ class AgentBase:
             while collected < num_frames:
                 self.total_step = start + collected + 1  # the frame of the next transition
                 action = self.select_action(state)
+                if not np.isfinite(action).all():  # diverged: say where, before the env sees it
+                    self._check_losses(losses)
+                    self._check_parameters()
+                    raise TrainingDiverged(self.total_step, "the policy's action", "not finite")
                 next_state, reward, done = self.step(action)
                 if vector:
                     found = self.last_transitions
@@ -395,44 +458,89 @@ class AgentBase:
                 if len(ended):
                     fps = episode_frames / max(time.perf_counter() - episode_start, 1e-9)
                     ended_scores = [float(scores[i]) for i in ended]
-                    self._end_episodes(list(ended), ended_scores, fps, losses, curves)
-                    finished.extend(ended_scores)
+                    self._end_episodes(list(ended), ended_scores, fps, losses)
+                    if self.world is None:  # data-parallel: rank 0 writes at checkpoints
+                        metrics.append(self.history)
                     scores[list(ended)] = 0.0
                     bar.set_postfix(score=f"{np.mean(finished[-10:]):.1f}", fps=f"{fps:.0f}")
                     losses = []
                     episode_start, episode_frames = time.perf_counter(), 0
+                before = self.total_step - new
+                # before the env is reset: at an episode boundary, a resumed run's first reset
+                # is the reset this run makes next
+                if saves.due(before, self.total_step):
+                    self._write_checkpoint(saves)
                 state = self._reset_env() if (not vector and done) else next_state
                 bar.update(new)
-                before = self.total_step - new
                 if inline and self.total_step // plotting_interval > before // plotting_interval:
-                    plots.show(lambda: curves_figure(self.total_step, finished, curves))
+                    plots.show(lambda: curves_figure(self.total_step, finished,
+                                                     self.loss_curves))
                 if plots.due(collected):
-                    plots.write(self.total_step, finished, curves)
+                    plots.write(self.total_step, finished, self.loss_curves)
+            if saves.path is not None and saves.frame != self.total_step:
+                self._write_checkpoint(saves)
+            elif saves.path is None:
+                self._gather_history()
             if plots.path is not None:
-                plots.write(self.total_step, finished, curves)
+                plots.write(self.total_step, finished, self.loss_curves)
+        except TrainingDiverged as exc:
+            kept = (f"the last checkpoint, {saves.path} (frame {saves.frame}), is kept"
+                    if saves.frame is not None else
+                    f"the checkpoint at {saves.path} is kept" if os.path.exists(saves.path)
+                    else "no checkpoint was written")
+            if saves.path is not None:
+                raise TrainingDiverged(exc.frame, exc.what, exc.value,
+                                       f"{exc.hint}; {kept}") from None
+            raise
         finally:
+            metrics.close()
             plots.close()
             bar.close()
             if not vector:  # as the notebook does; a vector env (async: its workers) stays
                 self.env.close()  # open for the next train() call: its owner closes it
-        self.output_seconds = plots.seconds
+        self.output_seconds = plots.seconds + saves.seconds
         return self.history
 
+    def _write_checkpoint(self, saves: CheckpointSchedule) -> None:
+        """A resumable checkpoint, unless the parameters have diverged (then the last good one
+        stays and TrainingDiverged is raised). Data-parallel: every rank's episode rows are
+        gathered first, and rank 0 alone writes."""
+        started = time.perf_counter()
+        self._gather_history()
+        if self.rank == 0:
+            self._check_parameters()
+            self.save(saves.path, include_buffer=True)
+        saves.written(self.total_step, time.perf_counter() - started)
+
+    def _gather_history(self) -> None:
+        """Data-parallel: the episode rows every rank finished since the last gather join rank
+        0's history, ordered by (frame, rank, env), and its metrics file."""
+        if self.world is None:
+            return
+        keys, first = checkpoint.HISTORY_KEYS, self._gathered_rows
+        mine = [{k: self.history[k][i] for k in keys}
+                for i in range(first, len(self.history["frame"]))]
+        rows = distributed.gather_rows(mine)
+        if rows is not None:
+            rows.sort(key=lambda r: (r["frame"], r["rank"], r["env"]))
+            for k in keys:
+                del self.history[k][first:]
+                self.history[k].extend(r[k] for r in rows)
+            self._metrics.append(self.history)
+        self._gathered_rows = len(self.history["frame"])
+
     def _end_episodes(self, envs: list[int], scores: list[float], fps: float,
-                      losses: list[tuple], curves: dict[str, list[float]]) -> None:
+                      losses: list[tuple]) -> None:
         """History rows for the episodes that ended at this step (several with N envs; they
         share the mean losses of the updates since the last episode end). The losses come to
-        the host once (one sync per episode end, not per step)."""
+        the host once (one sync per episode end, not per step), and are checked, with the
+        parameters, for divergence."""
         row = {"frame": float(self.total_step), "fps": float(fps),
                "alpha": float(self.log_alpha.detach().exp().item())}
         if losses:
-            if self.device.type == "cpu":  # float() per value beats stacking tensors on CPU
-                cols = np.array([[float(x) for x in step] for step in losses], dtype=np.float64)
-            else:  # one device-to-host copy for the whole episode
-                cols = torch.stack([torch.stack([x.reshape(()).to(self.device) for x in step])
-                                    for step in losses]).double().cpu().numpy()
-            for key, j in (("actor", 0), ("qf", 1), ("vf", 2), ("alpha", 3)):
-                curves[key].extend(cols[:, j].tolist())
+            cols = self._check_losses(losses)
+            self._check_parameters()
+            self.loss_curves.extend(cols)
             means = cols.mean(axis=0)
             row.update(actor_loss=means[0], qf_loss=means[1], vf_loss=means[2],
                        alpha_loss=means[3])
@@ -440,9 +548,40 @@ class AgentBase:
             row.update(actor_loss=math.nan, qf_loss=math.nan, vf_loss=math.nan,
                        alpha_loss=math.nan)
         for env_index, score in zip(envs, scores, strict=True):
-            row.update(env=float(env_index), score=float(score))
+            row.update(env=float(env_index), score=float(score), rank=float(self.rank))
             for key in checkpoint.HISTORY_KEYS:
                 self.history[key].append(float(row[key]))
+
+    def _check_losses(self, losses: list[tuple]) -> np.ndarray:
+        """The losses of these updates as ``[updates, 4]`` on the host (one copy from the
+        device), checked to be finite."""
+        if not losses:
+            return np.zeros((0, 4))
+        if self.device.type == "cpu":  # float() per value beats stacking tensors on CPU
+            cols = np.array([[float(x) for x in step] for step in losses], dtype=np.float64)
+        else:  # one device-to-host copy for the whole episode
+            cols = torch.stack([torch.stack([x.reshape(()).to(self.device) for x in step])
+                                for step in losses]).double().cpu().numpy()
+        check_losses(self.total_step, cols)
+        return cols
+
+    def _finite_check_tensors(self) -> dict[str, list[torch.Tensor]]:
+        """The tensors divergence checks look at, by name (FastSAC: its flat buffers)."""
+        tensors = {name: list(getattr(self, name).parameters()) for name in
+                   ("actor", "qf_1", "qf_2", "vf", "vf_target")}
+        tensors["log_alpha"] = [self.log_alpha]
+        return tensors
+
+    def _check_parameters(self) -> None:
+        """Raise TrainingDiverged if a parameter is not finite (one host sync)."""
+        groups = self._finite_check_tensors()
+        with torch.no_grad():
+            flags = torch.stack([torch.stack([torch.isfinite(t).all() for t in ts]).all()
+                                 for ts in groups.values()]).cpu()
+        if not bool(flags.all()):
+            name = list(groups)[int((~flags).nonzero()[0])]
+            raise TrainingDiverged(self.total_step, f"a parameter of {name}", "not finite",
+                                   "a learning rate too large?")
 
     def _plain_env(self, env: gym.Env | None, what: str) -> gym.Env:
         env = env if env is not None else self.env
@@ -496,13 +635,16 @@ class AgentBase:
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, include_buffer: bool = False) -> None:
-        """Write weights, optimizer states, log_alpha, the step count and the training history
-        (and the replay buffer if asked) to ``path``, atomically (temp file + rename)."""
+        """Write weights, optimizer states, log_alpha, the step and update counters, every
+        random stream (the agent's, the env's, the buffer's sampler), the training history and
+        loss curves (and the replay buffer if asked: then ``load`` + ``train`` continue the run
+        exactly) to ``path``, atomically (temp file + rename)."""
         checkpoint.save(self, path, include_buffer)
 
     def load(self, path: str | os.PathLike) -> None:
-        """Load a checkpoint written by ``save``. A truncated, foreign or mismatched file raises
-        ``ValueError`` and leaves the agent exactly as it was."""
+        """Load a checkpoint written by ``save``, and its random streams into this agent and its
+        env. A truncated, foreign or mismatched file raises ``ValueError`` and leaves the agent
+        exactly as it was."""
         checkpoint.load(self, path)
         self._after_load()
 

@@ -245,19 +245,31 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
-    # ---- checkpoints ------------------------------------------------------------------------
+    # ---- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The stored rows as one tensor sharing the buffer's memory (a checkpoint writes them
+        once, without a copy; BENCHMARKS.md has the cost at 1M transitions), and the sampler."""
         import torch
 
-        return {**transitions_state(self),
+        n = self.size
+        return {"rows": torch.from_numpy(self._data[:n]),
+                "layout": [self.obs_dim, self.act_dim], "ptr": int(self.ptr), "size": int(n),
+                "max_size": int(self.max_size), "sampler": "splitmix64",
                 "rng": torch.from_numpy(self._rng_state.view(np.int64).copy())}
 
     def check_state_dict(self, state: dict[str, Any]) -> None:
         check_transitions_state(self, state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        load_transitions_state(self, state)
-        self._rng_state[:] = state["rng"].numpy().view(np.uint64)
+        check_transitions_state(self, state)
+        n = int(state["size"])
+        if "rows" in state and tuple(state["rows"].shape) == (n, self._data.shape[1]):
+            self._data[:n] = state["rows"].numpy()  # this buffer's own layout: one copy
+        else:
+            load_transitions_state(self, state)
+        self.ptr, self.size = int(state["ptr"]), n
+        if state.get("sampler") == "splitmix64":  # another buffer's stream does not carry over
+            self._rng_state[:] = state["rng"].numpy().view(np.uint64)
 
 
 FIELDS = ("obs", "next_obs", "acts", "rews", "done")
@@ -275,17 +287,34 @@ def transitions_state(buf) -> dict[str, Any]:
     return state
 
 
+def _fields(state: dict[str, Any], obs_dim: int, act_dim: int) -> dict[str, Any]:
+    """The five fields of a buffer state, from per-field tensors or from packed rows
+    ``[obs | next_obs | act | rew | done | padding]`` (ReplayBuffer's)."""
+    if "rows" not in state:
+        return {f: state[f] for f in FIELDS}
+    layout = [int(v) for v in state["layout"]]
+    if layout != [obs_dim, act_dim]:
+        raise ValueError(f"replay buffer state holds obs_dim={layout[0]}, act_dim={layout[1]}; "
+                         f"this buffer has obs_dim={obs_dim}, act_dim={act_dim}")
+    rows, o, a = state["rows"], obs_dim, act_dim
+    if rows.ndim != 2 or rows.shape[1] < 2 * o + a + 2:
+        raise ValueError(f"replay buffer rows of shape {tuple(rows.shape)} are too narrow")
+    return {"obs": rows[:, :o], "next_obs": rows[:, o:2 * o], "acts": rows[:, 2 * o:2 * o + a],
+            "rews": rows[:, 2 * o + a], "done": rows[:, 2 * o + a + 1]}
+
+
 def check_transitions_state(buf, state: dict[str, Any]) -> None:
     """Raise ValueError unless ``state`` fits ``buf`` (capacity and field shapes)."""
     obs_dim, act_dim = buf.obs_buf.shape[1], buf.acts_buf.shape[1]
     try:
         n = int(state["size"])
+        fields = _fields(state, obs_dim, act_dim)
         shapes = {"obs": (n, obs_dim), "next_obs": (n, obs_dim), "acts": (n, act_dim),
                   "rews": (n,), "done": (n,)}
         ok = (state["max_size"] == buf.max_size and 0 <= int(state["ptr"]) < buf.max_size
-              and all(tuple(state[f].shape) == shapes[f] for f in FIELDS))
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"replay buffer state is malformed: {exc}") from exc
+              and all(tuple(fields[f].shape) == shapes[f] for f in FIELDS))
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise ValueError(f"replay buffer state is malformed: {exc!r}") from exc
     if not ok:
         raise ValueError("replay buffer state does not fit this buffer (size or dims differ)")
 
@@ -293,6 +322,7 @@ def check_transitions_state(buf, state: dict[str, Any]) -> None:
 def load_transitions_state(buf, state: dict[str, Any]) -> None:
     check_transitions_state(buf, state)
     n = int(state["size"])
+    fields = _fields(state, buf.obs_buf.shape[1], buf.acts_buf.shape[1])
     for f in FIELDS:
-        getattr(buf, f"{f}_buf")[:n] = state[f].numpy()
+        getattr(buf, f"{f}_buf")[:n] = fields[f].numpy()
     buf.ptr, buf.size = int(state["ptr"]), n

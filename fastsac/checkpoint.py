@@ -1,5 +1,11 @@
 """Agent checkpoints: one ``torch.save`` file, written atomically, loaded all-or-nothing.
 
+A checkpoint holds everything a run needs to continue exactly (docs/design.md, "Resume"): the
+weights, optimizer states, log_alpha, the step and update counters, every random stream (the
+agent's torch generator, the warm-up actions' numpy generator, the env's ``np_random``, the
+buffer's sampler), the history and loss curves, the run's own settings (``run_config``) and,
+when asked, the replay buffer.
+
 A load first checks the whole file against the agent (format tag, dimensions, every tensor's
 shape), then applies it; should applying still fail, the agent's previous state is restored, so
 a bad file never leaves a half-loaded agent. Tensors are copied into the agent's existing
@@ -9,22 +15,27 @@ tensors (not swapped for new ones), which keeps FastSAC's compiled update and CU
 from __future__ import annotations
 
 import copy
+import glob
+import json
 import os
 import tempfile
 from typing import Any
 
 import torch
 
+from fastsac import rng_state
 from fastsac.state import MODULES, OPTIMIZERS
 
 FORMAT = "fastsac-checkpoint"
 # 2: records hidden_sizes. Version 1 files (no hidden_sizes) hold the notebook's 128-128 nets.
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# 3: random streams, update counters, loss curves and the run's settings (resumable).
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 VERSION_1_HIDDEN_SIZES = (128, 128)
-# One row per finished episode; "env" is the index of the env in a vector env (0 for a plain env).
-HISTORY_KEYS = ("frame", "env", "score", "actor_loss", "qf_loss", "vf_loss", "alpha_loss", "alpha",
-                "fps")
+# One row per finished episode; "env" is the index of the env in a vector env (0 for a plain env),
+# "rank" the data-parallel rank that played it (0 in one process).
+HISTORY_KEYS = ("frame", "rank", "env", "score", "actor_loss", "qf_loss", "vf_loss",
+                "alpha_loss", "alpha", "fps")
 
 
 def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
@@ -40,17 +51,31 @@ def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
         "optimizers": {name: getattr(agent, name).state_dict() for name in OPTIMIZERS},
         "total_step": int(agent.total_step),
         "update_step": int(agent.update_step),
+        "learn_counts": [int(agent._learn_frames), int(agent._learn_updates)],
         "history": {k: list(v) for k, v in agent.history.items()},
+        "curves": agent.loss_curves.state_dict(),
+        "rng": {"device_type": agent.device.type, "torch": agent.generator.get_state(),
+                "numpy": rng_state.generator_state(agent._np_rng),
+                "env": rng_state.env_rng_states(agent.env), "reset_seed": agent._reset_seed},
+        "run_config": None if agent.run_config is None else json.dumps(agent.run_config),
         "buffer": agent.memory.state_dict() if include_buffer else None,
     }
     return state
 
 
+def _temp_prefix(path: str) -> str:
+    return f".{os.path.basename(path)}.part-"
+
+
 def save(agent, path: str | os.PathLike, include_buffer: bool = False) -> None:
+    """Write to a temporary file beside ``path``, flush it to disk, rename it over ``path`` and
+    flush the directory: a kill at any instant leaves the old file or the new one, whole."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fastsac-", suffix=".tmp", dir=directory)
+    for stale in glob.glob(os.path.join(glob.escape(directory), _temp_prefix(path) + "*")):
+        os.unlink(stale)  # left by a writer killed mid-write
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(agent_state(agent, include_buffer), f)
@@ -61,9 +86,26 @@ def save(agent, path: str | os.PathLike, include_buffer: bool = False) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_directory(directory)
 
 
-def _read(path: str | os.PathLike) -> dict[str, Any]:
+def _fsync_directory(directory: str) -> None:
+    """Make the rename itself durable (a power cut after it keeps the new name)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint at ``path``, checked to be one this fastsac reads (not yet against an
+    agent): FileNotFoundError, or ValueError saying what is wrong with it."""
     try:
         state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -137,6 +179,17 @@ def validate(agent, state: dict[str, Any]) -> None:
         raise ValueError("checkpoint lacks a log_alpha of the right shape")
     if not isinstance(state.get("total_step"), int):
         raise ValueError("checkpoint lacks total_step")
+    if state["version"] >= 3:
+        rng = state.get("rng")
+        if not (isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor)
+                and isinstance(rng.get("numpy"), str)):
+            raise ValueError("checkpoint lacks its random streams")
+        counts = state.get("learn_counts")
+        if not (isinstance(counts, list) and len(counts) == 2):
+            raise ValueError("checkpoint lacks its update counters")
+        curves = state.get("curves")
+        if not isinstance(curves, dict):
+            raise ValueError("checkpoint lacks its loss curves")
     if state.get("buffer") is not None:
         agent.memory.check_state_dict(state["buffer"])
 
@@ -178,14 +231,38 @@ def apply(agent, state: dict[str, Any]) -> None:
     agent.update_step = int(state.get("update_step", state["total_step"] if learning else 0))
     history = state.get("history") or {}
     rows = len(history.get("frame", []))
-    agent.history = {k: list(history.get(k, [0.0] * rows if k == "env" else [])) for k in
-                     HISTORY_KEYS}
+    agent.history = {k: list(history.get(k, [0.0] * rows if k in ("env", "rank") else []))
+                     for k in HISTORY_KEYS}
+    agent._gathered_rows = rows
     if state.get("buffer") is not None:
         agent.memory.load_state_dict(state["buffer"])
+    if state["version"] >= 3:
+        agent._learn_frames, agent._learn_updates = (int(v) for v in state["learn_counts"])
+        agent.loss_curves.load_state_dict(state["curves"])
+        if agent.rank == 0:  # data-parallel: the other ranks keep their own streams (seed + rank)
+            _apply_rng(agent, state["rng"])
+        run = state.get("run_config")
+        agent.run_config = None if run is None else json.loads(run)
+    else:  # the ratio's count starts again; curves were not kept
+        agent._learn_frames = agent._learn_updates = 0
+        agent.loss_curves.load_state_dict({"losses": torch.zeros(0, 4, dtype=torch.float64)})
+
+
+def _apply_rng(agent, rng: dict[str, Any]) -> None:
+    """Restore the random streams. The torch generator's only from the same device type (a CPU
+    generator's state means nothing to CUDA's); the env's only where it has as many envs."""
+    if rng["device_type"] == agent.device.type:
+        agent.generator.set_state(rng["torch"])
+    rng_state.set_generator_state(agent._np_rng, rng["numpy"])
+    agent._reset_seed = rng.get("reset_seed")
+    try:
+        rng_state.set_env_rng_states(agent.env, rng.get("env"))
+    except ValueError:
+        pass  # another env setup: its episodes start from its own streams
 
 
 def load(agent, path: str | os.PathLike) -> None:
-    state = _read(path)
+    state = read(path)
     validate(agent, state)
     snapshot = copy.deepcopy(agent_state(agent, include_buffer=state.get("buffer") is not None))
     try:

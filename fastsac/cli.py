@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
+
+from fastsac import resume, run_log
 
 # Settings of `fastsac train --preset NAME`; explicit options override them.
 PRESETS: dict[str, dict] = {
@@ -23,12 +24,19 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# Defaults of the options no preset sets. Every option defaults to None on the command line,
+# so --resume can tell the options given from the ones left unset.
+DEFAULTS: dict = {"preset": "notebook", "nproc": 1, "num_envs": 1, "vectorization": "sync",
+                  "updates_per_step": 1.0, "seed": 777, "device": "auto", "eager": False,
+                  "background_compile": True, "test_episodes": 10}
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train FastSAC (default: the notebook's Pendulum run)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--preset", choices=sorted(PRESETS), default="notebook",
-                   help="a set of defaults: 'notebook' (Pendulum, 128-128, batch 128) or "
-                   "'mujoco' (SAC paper: 256-256, batch 256, 1M buffer, lr 3e-4)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="a set of defaults: 'notebook' (Pendulum, 128-128, batch 128; the "
+                   "default) or 'mujoco' (SAC paper: 256-256, batch 256, 1M buffer, lr 3e-4)")
     p.add_argument("--env", default=None, help="gymnasium env id (Box actions); "
                    "default: the preset's")
     p.add_argument("--frames", type=int, default=None, help="env steps to train for")
@@ -38,79 +46,205 @@ def _add_train(sub) -> None:
     p.add_argument("--memory-size", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--initial-random-steps", type=int, default=None)
-    p.add_argument("--num-envs", type=int, default=1,
+    p.add_argument("--num-envs", type=int, default=None,
                    help="envs stepped together (a gymnasium vector env when > 1); --frames "
-                   "counts the transitions of all of them")
-    p.add_argument("--vectorization", choices=("sync", "async"), default="sync",
+                   "counts the transitions of all of them (default 1)")
+    p.add_argument("--vectorization", choices=("sync", "async"), default=None,
                    help="with --num-envs > 1: step the envs in this process or one "
-                   "subprocess each")
-    p.add_argument("--updates-per-step", type=float, default=1.0,
-                   help="gradient updates per collected transition (e.g. 0.25, 1, 4)")
-    p.add_argument("--seed", type=int, default=777)
+                   "subprocess each (default sync)")
+    p.add_argument("--updates-per-step", type=float, default=None,
+                   help="gradient updates per collected transition, e.g. 0.25, 1, 4 "
+                   "(default 1)")
+    p.add_argument("--seed", type=int, default=None, help="default 777")
     p.add_argument("--out", default=None, help="output folder (default: runs/<env>)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--eager", action="store_true", help="run the update uncompiled")
-    p.add_argument("--test-episodes", type=int, default=10)
+    p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
+    p.add_argument("--eager", action="store_const", const=True, default=None,
+                   help="run the update uncompiled")
+    p.add_argument("--no-background-compile", dest="background_compile",
+                   action="store_const", const=False, default=None,
+                   help="wait for the compiler instead of learning with the eager update "
+                   "meanwhile (runs that repeat bitwise)")
+    p.add_argument("--test-episodes", type=int, default=None, help="default 10")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="FRAMES",
+                   help="write a resumable checkpoint every this many frames (default: a "
+                   "tenth of --frames; also at least every 10 minutes, and at the end)")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="data-parallel over N processes on this machine (torchrun); --frames "
+                   "and --checkpoint-every count the transitions of all of them, "
+                   "--batch-size, --memory-size and --initial-random-steps are per process "
+                   "(default 1; under torchrun: its world size)")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run in DIR from its checkpoint, with its settings, to its "
+                   "total of frames")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out folder that holds a run")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def resolve_train_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the options left unset from ``--preset``."""
+    """Fill the options left unset from ``--preset`` and the defaults."""
+    for key, value in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
     preset = PRESETS[args.preset]
     for key, value in preset.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.checkpoint_every is None:
+        args.checkpoint_every = max(1, args.frames // 10)
     if args.out is None:
         args.out = os.path.join("runs", args.env.split("/")[-1].split("-")[0].lower())
     return args
 
 
-def _write_metrics(path: str, history: dict[str, list[float]]) -> None:
-    keys = list(history)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["episode", *keys])
-        for i, row in enumerate(zip(*(history[k] for k in keys), strict=True), start=1):
-            writer.writerow([i, *(f"{v:.6g}" for v in row)])
+def _resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+    """The run's recorded settings, for ``--resume DIR``; options that contradict them are an
+    error. Returns the settings and the checkpoint they come from."""
+    if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
+        raise ValueError(f"--resume {args.resume} writes to that folder; --out {args.out} "
+                         "contradicts it")
+    state, config = resume.recorded_run(args.resume)
+    given = {key: getattr(args, key) for key in resume.RUN_KEYS}
+    bad = resume.contradictions(given, config)
+    if bad:
+        raise ValueError(f"--resume {args.resume}: these options contradict the run's settings "
+                         f"(leave them out to continue it as it was): {'; '.join(bad)}")
+    resumed = argparse.Namespace(**config, out=args.resume, resume=args.resume,
+                                 overwrite=False, no_progress=args.no_progress)
+    return resumed, state
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from fastsac import distributed, launch
+
+    nproc = args.nproc
+    if nproc is not None and nproc < 1:
+        raise ValueError(f"--nproc must be >= 1, got {nproc}")
+    if nproc is not None and nproc > 1 and not distributed.launched_by_torchrun():
+        return launch.run_under_torchrun(nproc, args.argv)
+    if not distributed.launched_by_torchrun():
+        return _train(args, None)
+    world = distributed.init_from_env(args.device)
+    if nproc is not None and nproc != world.size:
+        raise ValueError(f"--nproc {nproc} contradicts torchrun's world of {world.size}")
+    args.nproc = world.size
+    try:
+        return _train(args, world)
+    except RuntimeError as exc:
+        if _lost_peers(exc):  # a collective failed: another rank died or hangs
+            print(f"fastsac train: error: rank {world.rank} lost the other ranks (one died, or "
+                  f"hung past {distributed.timeout_seconds():.0f} s): {exc}", file=sys.stderr)
+            return 4
+        raise
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _lost_peers(exc: RuntimeError) -> bool:
+    """Whether ``exc`` is a collective that failed because another rank is gone or hangs
+    (NCCL raises torch's DistError; gloo a RuntimeError naming gloo or the connection)."""
+    import torch.distributed as dist
+
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout"))
+
+
+def _train(args: argparse.Namespace, world) -> int:
+    """One process's run: the whole run, or one rank's share of a data-parallel one (rank 0
+    alone writes outputs and evaluates)."""
     import gymnasium as gym
     import numpy as np
 
     from fastsac import FastSAC, make_env
+    from fastsac.divergence import TrainingDiverged
 
-    args = resolve_train_args(args)
+    rank, nproc = (world.rank, world.size) if world else (0, 1)
+    if world is not None and args.resume is not None:
+        raise ValueError("--resume of a data-parallel run is not supported yet (its checkpoint "
+                         "holds rank 0's replay buffer only); resume it in one process, or "
+                         "load its checkpoint with agent.load()")
+    if args.resume is not None:
+        args, state = _resumed_args(args)
+    else:
+        args, state = resolve_train_args(args), None
+        args.nproc = nproc
+        if not args.overwrite and os.path.exists(resume.checkpoint_path(args.out)):
+            raise ValueError(f"{args.out} holds a run (its checkpoint.pt): continue it with "
+                             f"--resume {args.out}, start afresh with --overwrite, or pick "
+                             "another --out")
     device = None if args.device == "auto" else args.device
     if args.frames < 1:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
     if args.num_envs < 1:
         raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
+    if args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     num_envs = None if args.num_envs == 1 else args.num_envs  # one env: the plain env
+    # data-parallel ranks update in lockstep: a vector env resets in the step that ends an
+    # episode, so every step is num_envs transitions on every rank
+    autoreset = "SameStep" if world is not None else "NextStep"
     try:
-        env = make_env(args.env, num_envs=num_envs, vectorization=args.vectorization)
+        env = make_env(args.env, num_envs=num_envs, vectorization=args.vectorization,
+                       autoreset=autoreset)
     except gym.error.Error as exc:
         raise ValueError(f"cannot make env {args.env!r}: {exc}") from exc
-    os.makedirs(args.out, exist_ok=True)
     agent = FastSAC(env, args.memory_size, args.batch_size,
                     initial_random_steps=args.initial_random_steps,
                     hidden_sizes=tuple(args.hidden), lr=args.lr,
                     updates_per_step=args.updates_per_step, device=device,
-                    seed=args.seed, compile=not args.eager)
+                    seed=args.seed, compile=not args.eager,
+                    background_compile=args.background_compile,
+                    data_parallel=world is not None)
+    checkpoint_file = resume.checkpoint_path(args.out)
+    if state is not None:
+        try:
+            agent.load(checkpoint_file)  # checked whole before anything is written
+        except ValueError:
+            env.close()
+            raise
+    agent.run_config = resume.run_config(args)
+    if rank == 0:
+        os.makedirs(args.out, exist_ok=True)
     envs = f"{args.num_envs} {args.vectorization} envs" if num_envs else "1 env"
-    print(f"fastsac train: {args.env} ({envs}), {args.frames} frames, seed {args.seed}, "
-          f"hidden {'-'.join(map(str, agent.hidden_sizes))}, batch {agent.batch_size}, "
-          f"memory {agent.memory_size}, lr {agent.lr:g}, {args.updates_per_step:g} updates "
-          f"per step, device {agent.device}, {'eager' if args.eager else 'compiled'} update",
-          flush=True)
+    verb = f"resuming at frame {agent.total_step} of" if state is not None else "train:"
+    ranks = f" x {nproc} processes (data-parallel)" if world else ""
+    if rank == 0:
+        print(f"fastsac {verb} {args.env} ({envs}{ranks}), {args.frames} frames, seed "
+              f"{args.seed}, hidden {'-'.join(map(str, agent.hidden_sizes))}, batch "
+              f"{agent.batch_size}, memory {agent.memory_size}, lr {agent.lr:g}, "
+              f"{args.updates_per_step:g} updates per step, device {agent.device}, "
+              f"{'eager' if args.eager else 'compiled'} update", flush=True)
+    resumed_from = agent.total_step
     start = time.perf_counter()
-    history = agent.train(args.frames, plot_path=os.path.join(args.out, "learning_curve.png"),
-                          progress=not args.no_progress)
-    env.close()
+    # data-parallel: --frames and --checkpoint-every count all ranks' transitions
+    remaining = -(-args.frames // nproc) - agent.total_step
+    try:
+        if remaining > 0:
+            history = agent.train(
+                remaining, plot_path=os.path.join(args.out, "learning_curve.png") if rank == 0
+                else None, progress=not args.no_progress and rank == 0,
+                checkpoint_path=checkpoint_file,
+                checkpoint_every=max(1, args.checkpoint_every // nproc),
+                metrics_path=os.path.join(args.out, "metrics.csv"))
+        else:  # the run had finished training: only its outputs are left to write
+            history = agent.history
+            run_log.write_metrics(os.path.join(args.out, "metrics.csv"), history)
+            agent.output_seconds = 0.0
+    except TrainingDiverged as exc:
+        print(f"fastsac train: error: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        env.close()
+    if rank != 0:  # rank 0 writes the outputs
+        return 0
     train_seconds = time.perf_counter() - start
-    frames = agent.total_step  # a vector env's last step may collect up to N - 1 more
-    agent.save(os.path.join(args.out, "checkpoint.pt"))
-    _write_metrics(os.path.join(args.out, "metrics.csv"), history)
+    # a vector env's last step may collect N - 1 more; data-parallel: every rank as many
+    frames = (agent.total_step - resumed_from) * nproc
     seconds = time.perf_counter() - start  # the run: training and its outputs
     output_seconds = agent.output_seconds + seconds - train_seconds
     eval_env = make_env(args.env)
@@ -121,20 +255,22 @@ def cmd_train(args: argparse.Namespace) -> int:
                "batch_size": agent.batch_size, "memory_size": agent.memory_size,
                "lr": agent.lr, "initial_random_steps": agent.initial_random_steps,
                "num_envs": args.num_envs, "vectorization": args.vectorization,
+               "nproc": nproc, "effective_batch_size": agent.batch_size * nproc,
                "updates_per_step": args.updates_per_step,
-               "device": str(agent.device), "frames_collected": frames,
+               "device": str(agent.device), "resumed_from_frame": resumed_from,
+               "frames_collected": frames,
                "train_seconds": round(train_seconds, 1),
-               "frames_per_second": round(frames / train_seconds, 1),
-               # plots, metrics and the checkpoint: their share of the run's time
+               "frames_per_second": round(frames / max(train_seconds, 1e-9), 1),
+               # plots, metrics and checkpoints: their share of the run's time
                "output_seconds": round(output_seconds, 3),
-               "output_share": round(output_seconds / seconds, 5),
+               "output_share": round(output_seconds / max(seconds, 1e-9), 5),
                "first_compiled_update_time": agent.first_compiled_update_time,
                "test_episodes": len(scores), "test_mean_return": float(np.mean(scores)),
                "test_returns": [round(s, 2) for s in scores]}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(f"trained {frames} frames in {train_seconds:.0f} s "
-          f"({frames / train_seconds:.0f} frames/s)")
+          f"({frames / max(train_seconds, 1e-9):.0f} frames/s)")
     print(f"outputs in {args.out}/: learning_curve.png, checkpoint.pt, metrics.csv, summary.json")
     print(f"mean return over {len(scores)} test episodes: {np.mean(scores):.1f}")
     return 0
@@ -149,7 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     bench_cli.add_parser(sub)
     check_cli.add_parser(sub)
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 2

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal
 
+from fastsac import distributed
 from fastsac.base import AgentBase
 from fastsac.buffer import check_transitions_state, load_transitions_state, transitions_state
+from fastsac.rng_state import random_state_state, set_random_state_state
 
 
 class NumpyReplayBuffer:
@@ -59,13 +61,16 @@ class NumpyReplayBuffer:
         return self.size
 
     def state_dict(self) -> dict[str, Any]:
-        return transitions_state(self)
+        return {**transitions_state(self), "sampler": "numpy-randomstate",
+                "rng": random_state_state(self.rng)}
 
     def check_state_dict(self, state: dict[str, Any]) -> None:
         check_transitions_state(self, state)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         load_transitions_state(self, state)
+        if state.get("sampler") == "numpy-randomstate":  # another buffer's stream does not
+            set_random_state_state(self.rng, state["rng"])  # carry over
 
 
 def tanh_normal_sample(mean_raw: torch.Tensor, log_std_raw: torch.Tensor, eps: torch.Tensor,
@@ -130,6 +135,7 @@ class SACAgent(AgentBase):
         alpha_loss = (-self.log_alpha.exp() * (log_prob + self.target_entropy).detach()).mean()
         self.alpha_optimizer.zero_grad()
         alpha_loss.backward()
+        self._average_grads([self.log_alpha])
         self.alpha_optimizer.step()
         alpha = self.log_alpha.exp()  # the new value
 
@@ -155,6 +161,7 @@ class SACAgent(AgentBase):
             actor_loss = (alpha * log_prob - advantage).mean()
             self.actor_optimizer.zero_grad()
             actor_loss.backward()  # also reaches Q; the zero_grad below discards that
+            self._average_grads(self.actor.parameters())
             self.actor_optimizer.step()
             self._target_soft_update()
         else:
@@ -163,16 +170,24 @@ class SACAgent(AgentBase):
         # (7) Q1, Q2 and V step every update
         self.qf_1_optimizer.zero_grad()
         qf_1_loss.backward()
+        self._average_grads(self.qf_1.parameters())
         self.qf_1_optimizer.step()
         self.qf_2_optimizer.zero_grad()
         qf_2_loss.backward()
+        self._average_grads(self.qf_2.parameters())
         self.qf_2_optimizer.step()
         qf_loss = qf_1_loss + qf_2_loss
         self.vf_optimizer.zero_grad()
         vf_loss.backward()
+        self._average_grads(self.vf.parameters())
         self.vf_optimizer.step()
 
         return actor_loss.data, qf_loss.data, vf_loss.data, alpha_loss.data
+
+    def _average_grads(self, params) -> None:
+        """Data-parallel: each gradient becomes its mean over the ranks before the step."""
+        if self.world_size > 1:
+            distributed.average_grads_(list(params), self.world_size)
 
     def _target_soft_update(self) -> None:
         """V_target <- tau * V + (1 - tau) * V_target, parameter by parameter."""

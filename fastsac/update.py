@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from fastsac import distributed
 from fastsac.flat import unflatten
 from fastsac.state import Batch, UpdateState
 
@@ -64,6 +65,8 @@ class UpdateConfig:
     beta2: float = 0.999
     adam_eps: float = 1e-8
     tiled_mm: bool = False  # hidden layers in fastsac::mm's AVX-512 tiles where they pay
+    # data-parallel ranks whose gradients every update averages (fastsac.distributed); 1: none
+    world_size: int = 1
     # parameter shapes of each network, in registration order (they follow from the fields
     # above, so they take no part in equality)
     shapes: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict, compare=False,
@@ -221,7 +224,10 @@ def sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState, batch: 
     entropy_gap = log_prob + cfg.target_entropy
     alpha_before = log_alpha.exp()
     alpha_loss = (-alpha_before * entropy_gap).mean()
-    adam_step(state.log_alpha, [-(entropy_gap.mean(0)) * alpha_before], cfg)
+    alpha_grad = -(entropy_gap.mean(0)) * alpha_before
+    if cfg.world_size > 1:  # averaged over the ranks before the step: the new alpha is used below
+        alpha_grad = distributed.average(alpha_grad, cfg.world_size)
+    adam_step(state.log_alpha, [alpha_grad], cfg)
     alpha_now = log_alpha.exp()
 
     # (4) Q regression on r + gamma * V_target(s') * (1 - terminated)
@@ -263,6 +269,13 @@ def sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState, batch: 
                        g_mean_raw.t() @ a_acts[-1], g_mean_raw.sum(0)]
     else:
         actor_loss, actor_grads = torch.zeros_like(vf_loss), None
+    if cfg.world_size > 1:  # every network's gradients averaged over the ranks, one all-reduce
+        grads = [*(actor_grads or []), *q1_grads, *q2_grads, *v_grads]
+        grads = distributed.average_flat(grads, cfg.world_size)
+        k = len(actor_grads or [])
+        m = len(q1_grads)
+        actor_grads = grads[:k] if actor_grads is not None else None
+        q1_grads, q2_grads, v_grads = grads[k:k + m], grads[k + m:k + 2 * m], grads[k + 2 * m:]
     # (6) the actor's step and Polyak on policy steps, (7) Q1, Q2, V every update
     step_networks(cfg, state, actor_grads, q1_grads, q2_grads, v_grads)
     return torch.stack((actor_loss, qf_loss, vf_loss, alpha_loss.reshape(())))

@@ -74,3 +74,22 @@ class EpisodeClockEnv(gym.Env):
         truncated = not terminated and draw < self.end_probability
         end = 1 if terminated else 2 if truncated else 0
         return self._obs(end), float(self._t), terminated, truncated, {}
+
+class NanRewardEnv(PointMassEnv):
+    """PointMass whose reward turns NaN at its 150th step (a broken env, for divergence tests)."""
+
+    NAN_AT = 150
+
+    def __init__(self, render_mode=None):
+        super().__init__(render_mode)
+        self._steps = 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self._steps += 1
+        return obs, (float("nan") if self._steps >= self.NAN_AT else reward), terminated, \
+            truncated, info
+
+
+if "fastsac-tests/NanReward-v0" not in gym.registry:
+    gym.register("fastsac-tests/NanReward-v0", entry_point=NanRewardEnv)
