@@ -400,8 +400,9 @@ class AgentBase:
         is not finite (checked at every episode end and before every checkpoint, which is never
         overwritten with a diverged state).
 
-        Data-parallel agents: call ``train`` on every rank with the same ``num_frames`` and
-        ``checkpoint_every`` (the ranks meet at each checkpoint); rank 0 gathers every rank's
+        Data-parallel agents: call ``train`` on every rank with the same ``num_frames``,
+        ``checkpoint_path`` (a path on every rank, or None on every rank) and
+        ``checkpoint_every``: the ranks meet at each checkpoint. Rank 0 gathers every rank's
         episode rows and alone writes the checkpoint and the metrics (give the other ranks
         ``plot_path=None``).
         """
@@ -437,7 +438,8 @@ class AgentBase:
                 if not np.isfinite(action).all():  # diverged: say where, before the env sees it
                     self._check_losses(losses)
                     self._check_parameters()
-                    raise TrainingDiverged(self.total_step, "the policy's action", "not finite")
+                    raise TrainingDiverged(self.total_step, "the policy's action", "not finite",
+                                           "the actor's output")
                 next_state, reward, done = self.step(action)
                 if vector:
                     found = self.last_transitions
@@ -466,32 +468,32 @@ class AgentBase:
                     losses = []
                     episode_start, episode_frames = time.perf_counter(), 0
                 before = self.total_step - new
+                last = collected >= num_frames
                 # before the env is reset: at an episode boundary, a resumed run's first reset
-                # is the reset this run makes next
-                if saves.due(before, self.total_step):
+                # is the reset this run makes next (the last one too: the run's end)
+                if saves.due(before, self.total_step) or (last and saves.path is not None):
                     self._write_checkpoint(saves)
-                state = self._reset_env() if (not vector and done) else next_state
+                # the last step's episode is reset by the next train() (which starts with one)
+                state = self._reset_env() if (not vector and done and not last) else next_state
                 bar.update(new)
                 if inline and self.total_step // plotting_interval > before // plotting_interval:
                     plots.show(lambda: curves_figure(self.total_step, finished,
                                                      self.loss_curves))
                 if plots.due(collected):
                     plots.write(self.total_step, finished, self.loss_curves)
-            if saves.path is not None and saves.frame != self.total_step:
-                self._write_checkpoint(saves)
-            elif saves.path is None:
+            if saves.path is None:
                 self._gather_history()
             if plots.path is not None:
                 plots.write(self.total_step, finished, self.loss_curves)
         except TrainingDiverged as exc:
+            if saves.path is None:
+                raise
             kept = (f"the last checkpoint, {saves.path} (frame {saves.frame}), is kept"
                     if saves.frame is not None else
                     f"the checkpoint at {saves.path} is kept" if os.path.exists(saves.path)
                     else "no checkpoint was written")
-            if saves.path is not None:
-                raise TrainingDiverged(exc.frame, exc.what, exc.value,
-                                       f"{exc.hint}; {kept}") from None
-            raise
+            hint = f"{exc.hint}; {kept}" if exc.hint else kept
+            raise TrainingDiverged(exc.frame, exc.what, exc.value, hint) from None
         finally:
             metrics.close()
             plots.close()
@@ -506,9 +508,9 @@ class AgentBase:
         stays and TrainingDiverged is raised). Data-parallel: every rank's episode rows are
         gathered first, and rank 0 alone writes."""
         started = time.perf_counter()
+        self._check_parameters()  # on every rank (equal parameters): all stop together
         self._gather_history()
         if self.rank == 0:
-            self._check_parameters()
             self.save(saves.path, include_buffer=True)
         saves.written(self.total_step, time.perf_counter() - started)
 

@@ -263,7 +263,10 @@ def _apply_rng(agent, rng: dict[str, Any]) -> None:
 
 def load(agent, path: str | os.PathLike) -> None:
     state = read(path)
-    validate(agent, state)
+    try:
+        validate(agent, state)
+    except (AttributeError, TypeError, KeyError, IndexError) as exc:
+        raise ValueError(f"{os.fspath(path)!r} is malformed: {type(exc).__name__}: {exc}") from exc
     snapshot = copy.deepcopy(agent_state(agent, include_buffer=state.get("buffer") is not None))
     try:
         apply(agent, state)

@@ -26,6 +26,8 @@ PRESETS: dict[str, dict] = {
 
 # Defaults of the options no preset sets. Every option defaults to None on the command line,
 # so --resume can tell the options given from the ones left unset.
+# What a run writes in its --out folder.
+OUTPUT_FILES = ("checkpoint.pt", "metrics.csv", "summary.json", "learning_curve.png")
 DEFAULTS: dict = {"preset": "notebook", "nproc": 1, "num_envs": 1, "vectorization": "sync",
                   "updates_per_step": 1.0, "seed": 777, "device": "auto", "eager": False,
                   "background_compile": True, "test_episodes": 10}
@@ -104,6 +106,9 @@ def _resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
         raise ValueError(f"--resume {args.resume} writes to that folder; --out {args.out} "
                          "contradicts it")
     state, config = resume.recorded_run(args.resume)
+    if config.get("nproc", 1) != 1:
+        raise ValueError(f"{args.resume} is a run of {config['nproc']} processes: "
+                         + _NO_PARALLEL_RESUME)
     given = {key: getattr(args, key) for key in resume.RUN_KEYS}
     bad = resume.contradictions(given, config)
     if bad:
@@ -120,8 +125,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     nproc = args.nproc
     if nproc is not None and nproc < 1:
         raise ValueError(f"--nproc must be >= 1, got {nproc}")
+    if args.resume is not None and args.overwrite:
+        raise ValueError("--overwrite starts a new run; --resume continues one: give one of them")
+    if args.resume is not None and ((nproc or 1) > 1 or distributed.launched_by_torchrun()):
+        raise ValueError(_NO_PARALLEL_RESUME)
     if nproc is not None and nproc > 1 and not distributed.launched_by_torchrun():
-        return launch.run_under_torchrun(nproc, args.argv)
+        _check_new_run(resolve_train_args(argparse.Namespace(**vars(args))))  # one message,
+        return launch.run_under_torchrun(nproc, args.argv)  # not one per rank
     if not distributed.launched_by_torchrun():
         return _train(args, None)
     world = distributed.init_from_env(args.device)
@@ -141,6 +151,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+_NO_PARALLEL_RESUME = (
+    "--resume of a data-parallel run is not supported yet (its checkpoint holds rank 0's replay "
+    "buffer only); load its checkpoint with agent.load() to continue from its weights")
+
+
+def _check_new_run(args: argparse.Namespace) -> None:
+    """The settings of a new run, checked before anything starts (bad input: ValueError)."""
+    if args.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    if args.num_envs < 1:
+        raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
+    if args.checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if not args.overwrite and os.path.exists(resume.checkpoint_path(args.out)):
+        raise ValueError(f"{args.out} holds a run (its checkpoint.pt): continue it with "
+                         f"--resume {args.out}, start afresh with --overwrite, or pick another "
+                         "--out")
 
 
 def _lost_peers(exc: RuntimeError) -> bool:
@@ -164,26 +193,13 @@ def _train(args: argparse.Namespace, world) -> int:
     from fastsac.divergence import TrainingDiverged
 
     rank, nproc = (world.rank, world.size) if world else (0, 1)
-    if world is not None and args.resume is not None:
-        raise ValueError("--resume of a data-parallel run is not supported yet (its checkpoint "
-                         "holds rank 0's replay buffer only); resume it in one process, or "
-                         "load its checkpoint with agent.load()")
     if args.resume is not None:
         args, state = _resumed_args(args)
     else:
         args, state = resolve_train_args(args), None
         args.nproc = nproc
-        if not args.overwrite and os.path.exists(resume.checkpoint_path(args.out)):
-            raise ValueError(f"{args.out} holds a run (its checkpoint.pt): continue it with "
-                             f"--resume {args.out}, start afresh with --overwrite, or pick "
-                             "another --out")
+        _check_new_run(args)
     device = None if args.device == "auto" else args.device
-    if args.frames < 1:
-        raise ValueError(f"--frames must be >= 1, got {args.frames}")
-    if args.num_envs < 1:
-        raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
-    if args.checkpoint_every < 1:
-        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     num_envs = None if args.num_envs == 1 else args.num_envs  # one env: the plain env
     # data-parallel ranks update in lockstep: a vector env resets in the step that ends an
     # episode, so every step is num_envs transitions on every rank
@@ -210,6 +226,10 @@ def _train(args: argparse.Namespace, world) -> int:
     agent.run_config = resume.run_config(args)
     if rank == 0:
         os.makedirs(args.out, exist_ok=True)
+        if args.overwrite:  # the old run's files go, so a kill before the first checkpoint
+            for name in OUTPUT_FILES:  # cannot leave its checkpoint to be resumed
+                if os.path.exists(os.path.join(args.out, name)):
+                    os.unlink(os.path.join(args.out, name))
     envs = f"{args.num_envs} {args.vectorization} envs" if num_envs else "1 env"
     verb = f"resuming at frame {agent.total_step} of" if state is not None else "train:"
     ranks = f" x {nproc} processes (data-parallel)" if world else ""

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +25,16 @@ def torchrun_command(nproc: int, argv: Sequence[str]) -> list[str]:
 
 
 def run_under_torchrun(nproc: int, argv: Sequence[str]) -> int:
-    """Launch the ranks and wait; torchrun stops the others when one fails. Returns the exit
-    status (that of the first failed rank's, as torchrun reports it)."""
-    return subprocess.call(torchrun_command(nproc, argv))
+    """Launch the ranks through torchrun's own entry point, in this process, and wait; torchrun
+    stops the other ranks when one fails. Returns 0, or the exit status of the rank that
+    failed first (3: training diverged, 4: a rank lost the others; see ``fastsac train``)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    command = torchrun_command(nproc, argv)
+    try:
+        run(get_args_parser().parse_args(command[3:]))  # after "python -m torch.distributed.run"
+    except ChildFailedError as exc:
+        _, failure = exc.get_first_failure()
+        return failure.exitcode if failure.exitcode > 0 else 1
+    return 0

@@ -58,7 +58,8 @@ def main() -> int:
     dist.init_process_group("gloo", rank=rank, world_size=world)
     rows = slice(rank * BATCH, (rank + 1) * BATCH)
     for kind, (cls, kwargs) in KINDS.items():
-        agent = make(cls, BATCH, True, **kwargs)
+        # seeded apart: the starting weights must come from rank 0's broadcast
+        agent = make(cls, BATCH, True, seed_offset=rank, **kwargs)
         torch.save(run(agent, rows, world * BATCH), os.path.join(out, f"{kind}-{rank}.pt"))
     # a single-process checkpoint loads into every rank, and the ranks go on in step
     solo = make(FastSAC, BATCH, False, compile=False)

@@ -116,3 +116,26 @@ def test_a_dead_rank_ends_the_other_with_an_error(tmp_path):
 def test_data_parallel_needs_a_process_group():
     with pytest.raises(ValueError, match="needs torch.distributed initialised"):
         FastSAC(make_env("Pendulum-v1"), 1000, 32, compile=False, data_parallel=True)
+
+
+def test_nproc_checks_its_input_once_before_launching(tmp_path, capsys):
+    from fastsac import cli
+
+    assert cli.main(["train", "--nproc", "2", "--frames", "0", "--out",
+                     str(tmp_path / "x")]) == 2
+    assert "--frames must be >= 1" in capsys.readouterr().err
+    assert cli.main(["train", "--nproc", "2", "--resume", str(tmp_path)]) == 2
+    assert "not supported yet" in capsys.readouterr().err
+
+
+def test_nproc_returns_the_failed_rank_s_exit_status(tmp_path):
+    """Divergence on the ranks (lr 1e8) ends ``fastsac train --nproc 2`` with status 3, as in
+    one process, not torchrun's generic 1."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastsac", "train", "--nproc", "2", "--frames", "4000",
+         "--memory-size", "2000", "--batch-size", "32", "--initial-random-steps", "200",
+         "--hidden", "32", "--lr", "1e8", "--eager", "--device", "cpu", "--no-progress",
+         "--checkpoint-every", "200", "--out", str(tmp_path / "boom")], cwd=ROOT,
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    assert "training diverged at frame" in proc.stderr

@@ -59,14 +59,19 @@ def _interrupt_at(monkeypatch, frame):
 @pytest.mark.parametrize("agent_cls", AGENTS)
 def test_api_resume_at_episode_boundary_is_bitwise(agent_cls, tmp_path):
     """train(1000) == train(600, checkpointing) + load into a new agent + train(400):
-    parameters, Adam states, buffer, history (but fps) and loss curves, bit for bit."""
+    parameters, Adam states, buffer, history (but fps) and loss curves, bit for bit. The
+    checkpoint is the one written at the end of the first run (600 is off the 250-frame
+    schedule). And train(600) + train(400) in one agent equals train(1000) too."""
     torch.set_num_threads(1)
     whole = make(agent_cls)
     whole.train(1000, plot_path=None, progress=False)
     path = tmp_path / "ckpt.pt"
     first = make(agent_cls)
     first.train(600, plot_path=None, progress=False, checkpoint_path=path,
-                checkpoint_every=200)
+                checkpoint_every=250)
+    first.train(400, plot_path=None, progress=False)
+    for key, value in _params(whole).items():
+        assert torch.equal(value, _params(first)[key]), key
     resumed = make(agent_cls, seed=99)  # another seed: everything must come from the file
     resumed.load(path)
     resumed.train(400, plot_path=None, progress=False)
@@ -192,6 +197,13 @@ def test_exploding_learning_rate_stops_with_the_loss_named(tmp_path, capsys):
     assert all(torch.isfinite(p).all() for p in agent.actor.parameters())
 
 
+def test_divergence_without_a_checkpoint_path(tmp_path):
+    agent = make(SACAgent, "fastsac-tests/NanReward-v0")
+    with pytest.raises(TrainingDiverged, match=r"at frame 150: reward is nan; the env returned it"
+                       r"; nothing was stored$"):
+        agent.train(400, plot_path=None, progress=False)
+
+
 @pytest.mark.parametrize("agent_cls", AGENTS)
 def test_non_finite_reward_stops_training(agent_cls, tmp_path):
     agent = make(agent_cls, "fastsac-tests/NanReward-v0")
@@ -250,12 +262,16 @@ def _damaged(run, tmp_path, how):
         ckpt.write_bytes(ckpt.read_bytes()[:ckpt.stat().st_size // 2])
     elif how == "foreign":
         torch.save({"weights": torch.zeros(3)}, ckpt)
-    elif how in ("version", "no_buffer", "bad_shape"):
+    elif how in ("version", "no_buffer", "bad_shape", "parallel", "bad_optimizer"):
         state = torch.load(ckpt, weights_only=True)
         if how == "version":
             state["version"] = 99
         elif how == "no_buffer":
             state["buffer"] = None
+        elif how == "parallel":
+            state["run_config"] = json.dumps({**json.loads(state["run_config"]), "nproc": 2})
+        elif how == "bad_optimizer":
+            state["optimizers"]["qf_1_optimizer"]["state"][0] = [1, 2]
         else:
             state["modules"]["actor"]["hidden1.weight"] = torch.zeros(7, 3)
         torch.save(state, ckpt)
@@ -269,6 +285,8 @@ def _damaged(run, tmp_path, how):
     ("version", "version 99 is not supported"),
     ("no_buffer", "cannot be resumed"),
     ("bad_shape", "actor.hidden1.weight: shape"),
+    ("parallel", "is a run of 2 processes"),
+    ("bad_optimizer", "is malformed"),
 ])
 def test_bad_resume_input_is_refused_and_nothing_is_overwritten(finished_run, tmp_path, capsys,
                                                                 how, message):
@@ -301,6 +319,22 @@ def test_a_run_directory_is_not_overwritten_by_a_new_run(finished_run, capsys):
                      "--no-progress"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert _snapshot_dir(finished_run) == before
+
+
+def test_overwrite_removes_the_old_run_first(finished_run, tmp_path, monkeypatch, capsys):
+    """--overwrite: a new run killed before its first checkpoint leaves nothing to resume by
+    mistake; --overwrite with --resume is refused."""
+    import shutil
+
+    run = tmp_path / "again"
+    shutil.copytree(finished_run, run)
+    assert cli.main(["train", "--resume", str(run), "--overwrite", "--no-progress"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    _interrupt_at(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["train", "--frames", "450", "--out", str(run), "--overwrite", "--eager",
+                  "--device", "cpu", "--hidden", "32", "--no-progress"])
+    assert not (run / "checkpoint.pt").exists() and not (run / "summary.json").exists()
 
 
 def test_resuming_a_finished_run_writes_its_outputs_only(finished_run, capsys):
