@@ -16,6 +16,15 @@ def _seed_torch():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """A test that fixes torch's thread count (for bitwise runs) leaves it as it found it, so
+    later tests see the machine's count."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
