@@ -510,8 +510,16 @@ class AgentBase:
         started = time.perf_counter()
         self._check_parameters()  # on every rank (equal parameters): all stop together
         self._gather_history()
+        if self.world is not None and self.rank != 0:  # its own buffer and streams, first
+            checkpoint.save_rank(self, saves.path)
+        if self.world is not None:
+            distributed.barrier()  # every rank file is whole before rank 0's file names its frame
         if self.rank == 0:
             self.save(saves.path, include_buffer=True)
+        if self.world is not None:
+            distributed.barrier()  # rank 0's file is whole: the older rank files can go
+            if self.rank != 0:
+                checkpoint.remove_older_rank_files(saves.path, self.rank, self.total_step)
         saves.written(self.total_step, time.perf_counter() - started)
 
     def _gather_history(self) -> None:
@@ -648,6 +656,8 @@ class AgentBase:
         env. A truncated, foreign or mismatched file raises ``ValueError`` and leaves the agent
         exactly as it was."""
         checkpoint.load(self, path)
+        if self.world is not None and self.rank != 0:
+            checkpoint.load_rank(self, path)
         self._after_load()
 
     def _after_load(self) -> None:

@@ -38,6 +38,12 @@ HISTORY_KEYS = ("frame", "rank", "env", "score", "actor_loss", "qf_loss", "vf_lo
                 "alpha_loss", "alpha", "fps")
 
 
+def _random_streams(agent) -> dict[str, Any]:
+    return {"device_type": agent.device.type, "torch": agent.generator.get_state(),
+            "numpy": rng_state.generator_state(agent._np_rng),
+            "env": rng_state.env_rng_states(agent.env), "reset_seed": agent._reset_seed}
+
+
 def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
     """Everything that defines a trained agent, as tensors and plain Python values."""
     state = {
@@ -54,9 +60,8 @@ def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
         "learn_counts": [int(agent._learn_frames), int(agent._learn_updates)],
         "history": {k: list(v) for k, v in agent.history.items()},
         "curves": agent.loss_curves.state_dict(),
-        "rng": {"device_type": agent.device.type, "torch": agent.generator.get_state(),
-                "numpy": rng_state.generator_state(agent._np_rng),
-                "env": rng_state.env_rng_states(agent.env), "reset_seed": agent._reset_seed},
+        "rng": _random_streams(agent),
+        "world_size": int(agent.world_size),
         "run_config": None if agent.run_config is None else json.dumps(agent.run_config),
         "buffer": agent.memory.state_dict() if include_buffer else None,
     }
@@ -70,6 +75,10 @@ def _temp_prefix(path: str) -> str:
 def save(agent, path: str | os.PathLike, include_buffer: bool = False) -> None:
     """Write to a temporary file beside ``path``, flush it to disk, rename it over ``path`` and
     flush the directory: a kill at any instant leaves the old file or the new one, whole."""
+    _write_atomically(lambda: agent_state(agent, include_buffer), path)
+
+
+def _write_atomically(make_state, path: str | os.PathLike) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -78,7 +87,7 @@ def save(agent, path: str | os.PathLike, include_buffer: bool = False) -> None:
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(agent_state(agent, include_buffer), f)
+            torch.save(make_state(), f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -259,6 +268,59 @@ def _apply_rng(agent, rng: dict[str, Any]) -> None:
         rng_state.set_env_rng_states(agent.env, rng.get("env"))
     except ValueError:
         pass  # another env setup: its episodes start from its own streams
+
+
+# ---- data-parallel ranks ----------------------------------------------------------------------
+# A data-parallel checkpoint is rank 0's checkpoint file plus, for every other rank, a file of
+# what is its own (replay buffer, random streams), named with the frame it belongs to. The rank
+# files are written before rank 0's file and removed only once a newer one is complete, so the
+# checkpoint file always finds the rank files of its frame (docs/design.md, section 16).
+RANK_FORMAT = "fastsac-rank-state"
+
+
+def rank_path(path: str | os.PathLike, rank: int, frame: int) -> str:
+    root, ext = os.path.splitext(os.fspath(path))
+    return f"{root}.rank{rank}.frame{frame}{ext}"
+
+
+def save_rank(agent, path: str | os.PathLike) -> None:
+    """This rank's own state at ``agent.total_step``, beside the checkpoint ``path``."""
+    _write_atomically(lambda: {
+        "format": RANK_FORMAT, "version": VERSION, "rank": agent.rank,
+        "world_size": agent.world_size, "total_step": int(agent.total_step),
+        "rng": _random_streams(agent), "buffer": agent.memory.state_dict()},
+        rank_path(path, agent.rank, agent.total_step))
+
+
+def remove_older_rank_files(path: str | os.PathLike, rank: int, frame: int) -> None:
+    """This rank's files of frames before ``frame`` (their checkpoint has been replaced)."""
+    root, ext = os.path.splitext(os.fspath(path))
+    keep = rank_path(path, rank, frame)
+    for old in glob.glob(f"{glob.escape(root)}.rank{rank}.frame*{ext}"):
+        if old != keep:
+            os.unlink(old)
+
+
+def load_rank(agent, path: str | os.PathLike) -> bool:
+    """Data-parallel, ranks but 0, after ``load``: this rank's buffer and streams from its file
+    of the checkpoint's frame. False where there is none (a single-process checkpoint: the rank
+    keeps its own streams and starts from rank 0's buffer)."""
+    own = rank_path(path, agent.rank, agent.total_step)
+    if not os.path.exists(own):
+        return False
+    try:
+        state = torch.load(own, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{own!r} is not a readable rank state: {exc}") from exc
+    if not (isinstance(state, dict) and state.get("format") == RANK_FORMAT
+            and state.get("rank") == agent.rank and state.get("world_size") == agent.world_size
+            and state.get("total_step") == agent.total_step):
+        raise ValueError(f"{own!r} is not rank {agent.rank}'s state of frame {agent.total_step} "
+                         f"in a world of {agent.world_size}")
+    agent.memory.check_state_dict(state["buffer"])
+    agent.memory.load_state_dict(state["buffer"])
+    _apply_rng(agent, state["rng"])
+    return True
 
 
 def load(agent, path: str | os.PathLike) -> None:

@@ -100,15 +100,19 @@ def resolve_train_args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def _resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+    from fastsac import distributed
+
     """The run's recorded settings, for ``--resume DIR``; options that contradict them are an
     error. Returns the settings and the checkpoint they come from."""
     if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise ValueError(f"--resume {args.resume} writes to that folder; --out {args.out} "
                          "contradicts it")
     state, config = resume.recorded_run(args.resume)
-    if config.get("nproc", 1) != 1:
-        raise ValueError(f"{args.resume} is a run of {config['nproc']} processes: "
-                         + _NO_PARALLEL_RESUME)
+    world = distributed.current_world()
+    if config["nproc"] != (world.size if world else 1):
+        raise ValueError(f"{args.resume} is a run of {config['nproc']} processes; this is "
+                         f"{world.size if world else 1} (resume it with fastsac train --resume, "
+                         "which starts as many)")
     given = {key: getattr(args, key) for key in resume.RUN_KEYS}
     bad = resume.contradictions(given, config)
     if bad:
@@ -127,9 +131,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--nproc must be >= 1, got {nproc}")
     if args.resume is not None and args.overwrite:
         raise ValueError("--overwrite starts a new run; --resume continues one: give one of them")
-    if args.resume is not None and ((nproc or 1) > 1 or distributed.launched_by_torchrun()):
-        raise ValueError(_NO_PARALLEL_RESUME)
-    if nproc is not None and nproc > 1 and not distributed.launched_by_torchrun():
+    if args.resume is not None and not distributed.launched_by_torchrun():
+        _, config = resume.recorded_run(args.resume)  # a run of N processes resumes as N
+        if nproc is not None and nproc != config["nproc"]:
+            raise ValueError(f"--resume {args.resume}: --nproc {nproc} contradicts the run's "
+                             f"{config['nproc']} processes (leave it out)")
+        if config["nproc"] > 1:
+            return launch.run_under_torchrun(config["nproc"], args.argv)
+    elif nproc is not None and nproc > 1 and not distributed.launched_by_torchrun():
         _check_new_run(resolve_train_args(argparse.Namespace(**vars(args))))  # one message,
         return launch.run_under_torchrun(nproc, args.argv)  # not one per rank
     if not distributed.launched_by_torchrun():
@@ -151,11 +160,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-_NO_PARALLEL_RESUME = (
-    "--resume of a data-parallel run is not supported yet (its checkpoint holds rank 0's replay "
-    "buffer only); load its checkpoint with agent.load() to continue from its weights")
 
 
 def _check_new_run(args: argparse.Namespace) -> None:

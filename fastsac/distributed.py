@@ -108,3 +108,7 @@ def gather_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
     if gathered is None:
         return None
     return [row for part in gathered for row in part]
+
+
+def barrier() -> None:
+    dist.barrier()

@@ -262,14 +262,12 @@ def _damaged(run, tmp_path, how):
         ckpt.write_bytes(ckpt.read_bytes()[:ckpt.stat().st_size // 2])
     elif how == "foreign":
         torch.save({"weights": torch.zeros(3)}, ckpt)
-    elif how in ("version", "no_buffer", "bad_shape", "parallel", "bad_optimizer"):
+    elif how in ("version", "no_buffer", "bad_shape", "bad_optimizer"):
         state = torch.load(ckpt, weights_only=True)
         if how == "version":
             state["version"] = 99
         elif how == "no_buffer":
             state["buffer"] = None
-        elif how == "parallel":
-            state["run_config"] = json.dumps({**json.loads(state["run_config"]), "nproc": 2})
         elif how == "bad_optimizer":
             state["optimizers"]["qf_1_optimizer"]["state"][0] = [1, 2]
         else:
@@ -285,7 +283,6 @@ def _damaged(run, tmp_path, how):
     ("version", "version 99 is not supported"),
     ("no_buffer", "cannot be resumed"),
     ("bad_shape", "actor.hidden1.weight: shape"),
-    ("parallel", "is a run of 2 processes"),
     ("bad_optimizer", "is malformed"),
 ])
 def test_bad_resume_input_is_refused_and_nothing_is_overwritten(finished_run, tmp_path, capsys,
@@ -305,6 +302,8 @@ def test_resume_refuses_contradicting_options(finished_run, capsys):
     err = capsys.readouterr().err
     assert "--frames 900 (the run has 450)" in err and "--lr 0.001 (the run has 0.0003)" in err
     assert "--hidden" not in err  # the same value is no contradiction
+    assert cli.main(["train", "--resume", str(finished_run), "--nproc", "2"]) == 2
+    assert "--nproc 2 contradicts the run's 1 processes" in capsys.readouterr().err
     assert _snapshot_dir(finished_run) == before
 
 
