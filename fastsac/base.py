@@ -24,6 +24,7 @@ from fastsac.envs import space_dims
 from fastsac.networks import DEFAULT_HIDDEN_SIZES, Actor, CriticQ, CriticV, check_hidden_sizes
 from fastsac.plotting import PlotSchedule, curves_figure, in_notebook
 from fastsac.run_log import CHECKPOINT_MAX_SECONDS, CheckpointSchedule, MetricsLog
+from fastsac.state import MODULES, SLOT_NAMES, slot_parameters
 from fastsac.vector import VectorSteps
 
 LEARNING_RATE = 3e-4
@@ -241,8 +242,7 @@ class AgentBase:
         self._metrics = MetricsLog(None)  # train()'s metrics file
         if self.world is not None:  # every rank starts from rank 0's weights
             distributed.broadcast_([self.log_alpha, *(
-                t for name in ("actor", "vf", "vf_target", "qf_1", "qf_2")
-                for t in getattr(self, name).state_dict().values())])
+                t for name in MODULES for t in getattr(self, name).state_dict().values())])
 
     # ---- what subclasses provide ------------------------------------------------------------
     def _make_memory(self, obs_dim, size, batch_size, act_dim, seed):
@@ -577,10 +577,7 @@ class AgentBase:
 
     def _finite_check_tensors(self) -> dict[str, list[torch.Tensor]]:
         """The tensors divergence checks look at, by name (FastSAC: its flat buffers)."""
-        tensors = {name: list(getattr(self, name).parameters()) for name in
-                   ("actor", "qf_1", "qf_2", "vf", "vf_target")}
-        tensors["log_alpha"] = [self.log_alpha]
-        return tensors
+        return {name: slot_parameters(self, name) for name in SLOT_NAMES}
 
     def _check_parameters(self) -> None:
         """Raise TrainingDiverged if a parameter is not finite (one host sync)."""

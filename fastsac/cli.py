@@ -99,15 +99,16 @@ def resolve_train_args(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def _resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
+def _resumed_args(args: argparse.Namespace, config: dict | None) -> argparse.Namespace:
+    """The run's recorded settings, for ``--resume DIR`` (``config``: already read, or None);
+    options that contradict them are an error."""
     from fastsac import distributed
 
-    """The run's recorded settings, for ``--resume DIR``; options that contradict them are an
-    error. Returns the settings and the checkpoint they come from."""
     if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise ValueError(f"--resume {args.resume} writes to that folder; --out {args.out} "
                          "contradicts it")
-    state, config = resume.recorded_run(args.resume)
+    if config is None:
+        _, config = resume.recorded_run(args.resume)
     world = distributed.current_world()
     if config["nproc"] != (world.size if world else 1):
         raise ValueError(f"{args.resume} is a run of {config['nproc']} processes; this is "
@@ -118,9 +119,8 @@ def _resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, dict]:
     if bad:
         raise ValueError(f"--resume {args.resume}: these options contradict the run's settings "
                          f"(leave them out to continue it as it was): {'; '.join(bad)}")
-    resumed = argparse.Namespace(**config, out=args.resume, resume=args.resume,
-                                 overwrite=False, no_progress=args.no_progress)
-    return resumed, state
+    return argparse.Namespace(**config, out=args.resume, resume=args.resume, overwrite=False,
+                              no_progress=args.no_progress)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -131,6 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--nproc must be >= 1, got {nproc}")
     if args.resume is not None and args.overwrite:
         raise ValueError("--overwrite starts a new run; --resume continues one: give one of them")
+    config = None  # the settings of the run to resume, read once here
     if args.resume is not None and not distributed.launched_by_torchrun():
         _, config = resume.recorded_run(args.resume)  # a run of N processes resumes as N
         if nproc is not None and nproc != config["nproc"]:
@@ -142,13 +143,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_new_run(resolve_train_args(argparse.Namespace(**vars(args))))  # one message,
         return launch.run_under_torchrun(nproc, args.argv)  # not one per rank
     if not distributed.launched_by_torchrun():
-        return _train(args, None)
+        return _train(args, None, config)
     world = distributed.init_from_env(args.device)
     if nproc is not None and nproc != world.size:
         raise ValueError(f"--nproc {nproc} contradicts torchrun's world of {world.size}")
     args.nproc = world.size
     try:
-        return _train(args, world)
+        return _train(args, world, None)
     except RuntimeError as exc:
         if _lost_peers(exc):  # a collective failed: another rank died or hangs
             print(f"fastsac train: error: rank {world.rank} lost the other ranks (one died, or "
@@ -187,9 +188,9 @@ def _lost_peers(exc: RuntimeError) -> bool:
     return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout"))
 
 
-def _train(args: argparse.Namespace, world) -> int:
+def _train(args: argparse.Namespace, world, config: dict | None) -> int:
     """One process's run: the whole run, or one rank's share of a data-parallel one (rank 0
-    alone writes outputs and evaluates)."""
+    alone writes outputs and evaluates). ``config``: the resumed run's settings, if read."""
     import gymnasium as gym
     import numpy as np
 
@@ -198,9 +199,9 @@ def _train(args: argparse.Namespace, world) -> int:
 
     rank, nproc = (world.rank, world.size) if world else (0, 1)
     if args.resume is not None:
-        args, state = _resumed_args(args)
+        args, resuming = _resumed_args(args, config), True
     else:
-        args, state = resolve_train_args(args), None
+        args, resuming = resolve_train_args(args), False
         args.nproc = nproc
         _check_new_run(args)
     device = None if args.device == "auto" else args.device
@@ -221,7 +222,7 @@ def _train(args: argparse.Namespace, world) -> int:
                     background_compile=args.background_compile,
                     data_parallel=world is not None)
     checkpoint_file = resume.checkpoint_path(args.out)
-    if state is not None:
+    if resuming:
         try:
             agent.load(checkpoint_file)  # checked whole before anything is written
         except ValueError:
@@ -235,7 +236,7 @@ def _train(args: argparse.Namespace, world) -> int:
                 if os.path.exists(os.path.join(args.out, name)):
                     os.unlink(os.path.join(args.out, name))
     envs = f"{args.num_envs} {args.vectorization} envs" if num_envs else "1 env"
-    verb = f"resuming at frame {agent.total_step} of" if state is not None else "train:"
+    verb = f"resuming at frame {agent.total_step} of" if resuming else "train:"
     ranks = f" x {nproc} processes (data-parallel)" if world else ""
     if rank == 0:
         print(f"fastsac {verb} {args.env} ({envs}{ranks}), {args.frames} frames, seed "

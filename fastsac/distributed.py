@@ -85,11 +85,8 @@ def average_grads_(params: list[torch.Tensor], world_size: int) -> None:
     """In place: every ``p.grad`` becomes its mean over the ranks (the eager reference's
     all-reduce, before each optimizer step)."""
     grads = [p.grad for p in params if p.grad is not None]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= world_size
-    for g, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-        g.copy_(part.view_as(g))
+    for g, mean in zip(grads, average_flat(grads, world_size), strict=True):
+        g.copy_(mean)
 
 
 def broadcast_(tensors: list[torch.Tensor]) -> None:
