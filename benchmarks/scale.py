@@ -68,13 +68,13 @@ def main() -> None:
         for n in threads:
             cases = bench_scale.update_floor_cases(shape, n, with_sb3=not args.no_sb3)
             print(f"timing {cases[0].group} ...", flush=True)
-            updates += bench_scale.time_update_group(cases, rounds=5 if args.quick else 9,
+            updates += bench_scale.time_update_group(cases, rounds=5 if args.quick else 15,
                                                      calls=2 if args.quick else 5)
     if not args.no_training:
         for shape in shapes:
             print(f"timing training on {shape.env_id} ...", flush=True)
             frames = {"notebook": 2000, "mujoco": 500}[shape.name] // (2 if args.quick else 1)
-            training += bench_scale.time_training(shape, frames=frames, rounds=3, threads=1,
+            training += bench_scale.time_training(shape, frames=frames, rounds=5, threads=1,
                                                   with_sb3=not args.no_sb3)
     torch.set_num_threads(all_threads)
     info = bench.machine_info("cpu")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fastsac.flat import unflatten
 from fastsac.ops import _tanh_normal_torch
 from fastsac.state import Batch, UpdateState
-from fastsac.update import UpdateConfig, adam_step, step_networks
+from fastsac.update import UpdateConfig, adam_step, kernel_thread_options, step_networks
 
 
 def _trunk(x, p, layers):
@@ -93,7 +93,7 @@ def autograd_sac_update(cfg: UpdateConfig, policy_step: bool, state: UpdateState
 
 def make_autograd_update(cfg: UpdateConfig, compile: bool) -> Callable[..., torch.Tensor]:
     """``autograd_sac_update`` with ``cfg`` bound, compiled like ``fastsac.update.make_update``
-    on CPU (one graph, C++ wrapper, one-thread graph kernels)."""
+    on CPU (one graph, C++ wrapper, the same kernel threads)."""
 
     def update(policy_step, state, batch, noise):
         return autograd_sac_update(cfg, policy_step, state, batch, noise)
@@ -101,4 +101,4 @@ def make_autograd_update(cfg: UpdateConfig, compile: bool) -> Callable[..., torc
     if not compile:
         return update
     return torch.compile(update, fullgraph=True, dynamic=False,
-                         options={"cpp_wrapper": True, "cpp.threads": 1})
+                         options={"cpp_wrapper": True, **kernel_thread_options(cfg)})

@@ -14,9 +14,10 @@ guards on torch's thread count, so switching it would compile another entry of t
 candidate. That is why FastSAC makes a tuner only for updates with tiled products (AVX-512,
 float32, 128 wide); the others run on torch's count.
 
-The update's results do not depend on the thread count (fastsac::mm gives each output tile to one
-thread; the compiled graph's other kernels run on one; MKL splits its products by output blocks),
-so switching never changes what is learned, only how fast (tests/test_threads.py).
+The update's results do not depend on the thread count (fastsac::mm gives each output tile to
+one thread; at the widths that have tiles the compiled graph's other kernels run on one; MKL
+splits its products by output blocks), so switching never changes what is learned, only how
+fast (tests/test_threads.py).
 """
 
 from __future__ import annotations

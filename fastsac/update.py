@@ -314,6 +314,28 @@ CPP_WRAPPER = os.environ.get("FASTSAC_CPP_WRAPPER", "1") != "0"
 _BUILT: set[tuple] = set()
 
 
+# The widest hidden layer up to which the graph's own kernels run on one thread (see
+# kernel_thread_options; measured at 128 and 256 wide, BENCHMARKS.md).
+SERIAL_KERNELS_MAX_WIDTH = 128
+
+
+def kernel_thread_options(cfg: UpdateConfig) -> dict:
+    """Inductor options for the threads of the graph's own CPU kernels (Adam, activations,
+    losses; the products are MKL's and run on torch's count).
+
+    Up to ``SERIAL_KERNELS_MAX_WIDTH`` they run on one thread: their loops (~10^4 elements)
+    cost less than an OpenMP fork and join. Wider networks' loops (~10^5 elements) pay for
+    splitting: they run on torch's thread count at compile time (inductor's default), the
+    count dynamo guards on, so each count gets its own compiled entry and inductor's on-disk
+    cache keys on it. Either way a reduction keeps one summation order whatever the count
+    (inductor splits only loops over independent outputs here), so the results do not depend
+    on it (tests/test_threads.py). The tiled products (fastsac::mm) read fastsac's own product
+    count at run time."""
+    if max(cfg.hidden_sizes) <= SERIAL_KERNELS_MAX_WIDTH:
+        return {"cpp.threads": 1}
+    return {}
+
+
 def update_key(cfg: UpdateConfig, device: torch.device, dtype: torch.dtype,
                batch_size: int) -> tuple:
     """What one compiled update serves: agents with equal keys share it."""
@@ -353,13 +375,7 @@ def make_update(cfg: UpdateConfig, compile: bool, device: torch.device, dtype: t
         # The C++ wrapper calls the graph's ~100 kernels from C++ instead of Python
         # (BENCHMARKS.md). On CUDA the CUDA graph removes that cost.
         options["cpp_wrapper"] = CPP_WRAPPER
-        # The graph's own kernels (Adam, activations, losses: loops over ~10^4-10^5 elements)
-        # run on one thread: split across threads, each costs an OpenMP fork and join worth
-        # more than the loop. The tiled products (fastsac::mm) run on fastsac's product thread
-        # count, read at run time, which FastSAC's thread tuner sets; one compiled graph
-        # serves every count. (Inductor bakes this into the graph; naming it also keys its
-        # on-disk cache.)
-        options["cpp.threads"] = 1
+        options.update(kernel_thread_options(cfg))
     # a tag derived from the key, the same in every process: a background compile's cache
     # entries are then this process's (fastsac.background_compile)
     tag = hashlib.sha1(repr(key).encode()).hexdigest()[:12]

@@ -53,15 +53,16 @@ def test_tuner_with_one_candidate_never_probes():
         ThreadTuner((0, 2))
 
 
-def _update_params(threads, hidden_sizes=(128, 128)):
-    agent = FastSAC(make_env(), 1000, 128, device="cpu", seed=3, compile=False,
-                    update_threads=threads, hidden_sizes=hidden_sizes)
+def _update_params(threads, hidden_sizes=(128, 128), compile=False):
+    agent = FastSAC(make_env(), 1000, 128, device="cpu", seed=3, compile=compile,
+                    update_threads=threads, hidden_sizes=hidden_sizes, background_compile=False)
     _fill_random(agent.memory)
     for step in range(1, 5):
         agent.total_step = step
-        agent.update_model()
+        # compiled: policy steps only, one graph per thread count
+        agent.update_model(policy_step=True if compile else None)
     return [p.detach().clone() for p in agent.actor.parameters()] + [
-        p.detach().clone() for p in agent.qf_1.parameters()]
+        p.detach().clone() for p in agent.qf_1.parameters()] + [agent.log_alpha.detach().clone()]
 
 
 @pytest.mark.parametrize("hidden_sizes", [(128, 128), (256, 256)])
@@ -72,6 +73,17 @@ def test_update_bits_do_not_depend_on_threads(hidden_sizes):
     for threads in (2, 4):
         for a, b in zip(one, _update_params(threads, hidden_sizes), strict=True):
             assert torch.equal(a, b), threads
+
+
+def test_compiled_wide_update_bits_do_not_depend_on_threads():
+    """Past 128 wide the graph's own kernels are compiled for torch's thread count
+    (update.kernel_thread_options): split over threads, they still give the same bits."""
+    if torch.get_num_threads() < 2:
+        pytest.skip("needs 2 threads")
+    one = _update_params(1, (256, 256), compile=True)
+    two = _update_params(2, (256, 256), compile=True)
+    for a, b in zip(one, two, strict=True):
+        assert torch.equal(a, b)
 
 
 def test_product_threads_leave_torch_alone():
