@@ -265,9 +265,9 @@ class ReplayBuffer:
         n = int(state["size"])
         if "rows" in state and tuple(state["rows"].shape) == (n, self._data.shape[1]):
             self._data[:n] = state["rows"].numpy()  # this buffer's own layout: one copy
+            self.ptr, self.size = int(state["ptr"]), n
         else:
-            load_transitions_state(self, state)
-        self.ptr, self.size = int(state["ptr"]), n
+            _copy_transitions(self, state)
         if state.get("sampler") == "splitmix64":  # another buffer's stream does not carry over
             self._rng_state[:] = state["rng"].numpy().view(np.uint64)
 
@@ -321,6 +321,11 @@ def check_transitions_state(buf, state: dict[str, Any]) -> None:
 
 def load_transitions_state(buf, state: dict[str, Any]) -> None:
     check_transitions_state(buf, state)
+    _copy_transitions(buf, state)
+
+
+def _copy_transitions(buf, state: dict[str, Any]) -> None:
+    """Field by field into ``buf`` (``state`` already checked against it)."""
     n = int(state["size"])
     fields = _fields(state, buf.obs_buf.shape[1], buf.acts_buf.shape[1])
     for f in FIELDS:

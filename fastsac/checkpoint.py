@@ -112,11 +112,13 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def read(path: str | os.PathLike) -> dict[str, Any]:
+def read(path: str | os.PathLike, mmap: bool = False) -> dict[str, Any]:
     """The checkpoint at ``path``, checked to be one this fastsac reads (not yet against an
-    agent): FileNotFoundError, or ValueError saying what is wrong with it."""
+    agent): FileNotFoundError, or ValueError saying what is wrong with it. ``mmap``: tensors
+    map the file instead of being read (for a look at the settings, without the buffer's
+    bytes)."""
     try:
-        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise
     except Exception as exc:
@@ -317,8 +319,7 @@ def load_rank(agent, path: str | os.PathLike) -> bool:
             and state.get("total_step") == agent.total_step):
         raise ValueError(f"{own!r} is not rank {agent.rank}'s state of frame {agent.total_step} "
                          f"in a world of {agent.world_size}")
-    agent.memory.check_state_dict(state["buffer"])
-    agent.memory.load_state_dict(state["buffer"])
+    agent.memory.load_state_dict(state["buffer"])  # checked before anything is copied
     _apply_rng(agent, state["rng"])
     return True
 

@@ -27,7 +27,7 @@ PRESETS: dict[str, dict] = {
 # Defaults of the options no preset sets. Every option defaults to None on the command line,
 # so --resume can tell the options given from the ones left unset.
 # What a run writes in its --out folder.
-OUTPUT_FILES = ("checkpoint.pt", "metrics.csv", "summary.json", "learning_curve.png")
+OUTPUT_FILES = (resume.CHECKPOINT_NAME, "metrics.csv", "summary.json", "learning_curve.png")
 DEFAULTS: dict = {"preset": "notebook", "nproc": 1, "num_envs": 1, "vectorization": "sync",
                   "updates_per_step": 1.0, "seed": 777, "device": "auto", "eager": False,
                   "background_compile": True, "test_episodes": 10}

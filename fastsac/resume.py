@@ -41,7 +41,9 @@ def recorded_run(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     if not os.path.exists(path):
         raise ValueError(f"--resume {run_dir}: no {CHECKPOINT_NAME} in it (a run writes its first "
                          "checkpoint a tenth of the way in, or at --checkpoint-every frames)")
-    state = checkpoint.read(path)  # ValueError for truncated, foreign, other-version files
+    # ValueError for truncated, foreign, other-version files; mapped, not read: agent.load()
+    # reads the file once the settings are known
+    state = checkpoint.read(path, mmap=True)
     if state["version"] < 3 or state.get("buffer") is None or state.get("run_config") is None:
         raise ValueError(f"{path} cannot be resumed: it holds no replay buffer or no run settings "
                          "(written by agent.save() without include_buffer, or by a fastsac "

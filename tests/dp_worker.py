@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 
 from fastsac import FastSAC, SACAgent, make_env
+from fastsac.state import MODULES
 
 BATCH = 16  # per rank
 UPDATES = 10
@@ -37,7 +38,7 @@ def make(cls, batch_size: int, data_parallel: bool, seed_offset: int = 0, **kwar
 
 
 def parameters(agent) -> dict[str, torch.Tensor]:
-    out = {f"{n}.{k}": v.clone() for n in ("actor", "qf_1", "qf_2", "vf", "vf_target")
+    out = {f"{n}.{k}": v.clone() for n in MODULES
            for k, v in getattr(agent, n).state_dict().items()}
     out["log_alpha"] = agent.log_alpha.detach().clone()
     return out

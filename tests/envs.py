@@ -75,6 +75,7 @@ class EpisodeClockEnv(gym.Env):
         end = 1 if terminated else 2 if truncated else 0
         return self._obs(end), float(self._t), terminated, truncated, {}
 
+
 class NanRewardEnv(PointMassEnv):
     """PointMass whose reward turns NaN at its 150th step (a broken env, for divergence tests)."""
 
