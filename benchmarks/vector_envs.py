@@ -7,8 +7,13 @@ transitions/s once learning runs (the warm-up's random steps and the compile exc
 torch thread. For fastsac, where the time goes: env stepping, acting, updates, the rest.
 SB3 gets the same ratio through ``train_freq`` and ``gradient_steps``.
 
+Each configuration runs ``--rounds`` pairs of processes' worth of work, fastsac and SB3
+alternating (fastsac first in even rounds, SB3 first in odd ones), so that a slow stretch of a
+shared machine weighs on both; the table gives medians and each configuration's range of
+per-round ratios.
+
     python benchmarks/vector_envs.py [--envs pendulum,halfcheetah] [--nums 1,4,16]
-                                     [--quick] [--no-sb3]
+                                     [--rounds 3] [--quick] [--no-sb3]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import statistics
 import time
 from fractions import Fraction
 
@@ -131,25 +137,43 @@ def run_sb3(setup: dict, n: int, vectorization: str, ratio: float, frames: int) 
             "train_freq": train_freq, "gradient_steps": gradient_steps}
 
 
+def summarize(rounds: list[dict], sb3_rounds: list[dict]) -> dict:
+    """Medians over a configuration's rounds, and the per-round ratios fastsac / SB3 (the runs
+    of one round ran back to back)."""
+    fast = {"rounds": rounds,
+            "transitions_per_s": statistics.median(r["transitions_per_s"] for r in rounds),
+            "time_shares": {k: statistics.median(r["time_shares"][k] for r in rounds)
+                            for k in rounds[0]["time_shares"]}}
+    if not sb3_rounds:
+        return {"fastsac": fast}
+    ratios = [f["transitions_per_s"] / s["transitions_per_s"]
+              for f, s in zip(rounds, sb3_rounds, strict=True)]
+    sb3 = {"rounds": sb3_rounds,
+           "transitions_per_s": statistics.median(r["transitions_per_s"] for r in sb3_rounds)}
+    return {"fastsac": fast, "sb3": sb3, "ratios": ratios, "ratio": statistics.median(ratios)}
+
+
 def to_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"# Vector envs, {report['date']}", "",
              f"- CPU: {m['cpu']} ({m['cores']} cores), 1 torch thread; torch {m['torch']}, "
              f"stable-baselines3 {m['stable_baselines3']}, gymnasium {m['gymnasium']}", "",
-             "Transitions/s once learning runs. Time shares are fastsac's: env stepping, "
-             "acting, updates, the rest (buffer, bookkeeping).", "",
-             "| env | N | vectorization | updates/transition | fastsac | SB3 | vs SB3 "
+             f"Transitions/s once learning runs, medians of {report['rounds']} interleaved "
+             "rounds; vs SB3: the median of the rounds' ratios and their range. Time shares are "
+             "fastsac's: env stepping, acting, updates, the rest (buffer, bookkeeping).", "",
+             "| env | N | vectorization | updates/transition | fastsac | SB3 | vs SB3 | range "
              "| env | act | update | rest |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in report["runs"]:
         f, s = r["fastsac"], r.get("sb3")
         sh = f["time_shares"]
         sb3 = f"{s['transitions_per_s']:.0f}" if s else ""
-        ratio = f"{f['transitions_per_s'] / s['transitions_per_s']:.2f}x" if s else ""
+        ratio = f"{r['ratio']:.2f}x" if s else ""
+        spread = f"{min(r['ratios']):.2f}-{max(r['ratios']):.2f}x" if s else ""
         lines.append(f"| {r['env']} | {r['num_envs']} | {r['vectorization']} | "
                      f"{r['updates_per_step']:g} | {f['transitions_per_s']:.0f} | {sb3} | "
-                     f"{ratio} | {sh['env']:.0%} | {sh['act']:.0%} | {sh['update']:.0%} | "
-                     f"{sh['rest']:.0%} |")
+                     f"{ratio} | {spread} | {sh['env']:.0%} | {sh['act']:.0%} | "
+                     f"{sh['update']:.0%} | {sh['rest']:.0%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -159,13 +183,14 @@ def main() -> None:
     p.add_argument("--nums", default="1,4,16")
     p.add_argument("--vectorizations", default="sync,async")
     p.add_argument("--ratios", default="1,0.25")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per configuration")
     p.add_argument("--quick", action="store_true", help="a third of the frames")
     p.add_argument("--no-sb3", action="store_true")
     p.add_argument("--out", default=os.path.join("benchmarks", "results"))
     args = p.parse_args()
     torch.set_num_threads(1)
     report = {"date": datetime.date.today().isoformat(), "machine": machine_info("cpu"),
-              "warmup": WARMUP, "runs": []}
+              "warmup": WARMUP, "rounds": args.rounds, "runs": []}
     name = f"{machine_slug(report['machine'])}-{report['date']}-vector-envs"
     name += "-quick" if args.quick else ""
     os.makedirs(args.out, exist_ok=True)
@@ -179,9 +204,14 @@ def main() -> None:
                     row = {"env": setup["env"], "num_envs": n, "vectorization": vectorization,
                            "updates_per_step": ratio}
                     print(f"{setup['env']} N={n} {vectorization} ratio={ratio} ...", flush=True)
-                    row["fastsac"] = run_fastsac(setup, n, vectorization, ratio, frames)
-                    if not args.no_sb3:
-                        row["sb3"] = run_sb3(setup, n, vectorization, ratio, frames)
+                    ours, theirs = [], []
+                    for k in range(args.rounds):
+                        runs = [(ours, run_fastsac)]
+                        if not args.no_sb3:
+                            runs.insert(1 - k % 2, (theirs, run_sb3))  # SB3 second, then first
+                        for results, run in runs:
+                            results.append(run(setup, n, vectorization, ratio, frames))
+                    row.update(summarize(ours, theirs))
                     report["runs"].append(row)
                     print(to_markdown({**report, "runs": [row]}).splitlines()[-1], flush=True)
                     write_report(os.path.join(args.out, name), report, to_markdown(report))

@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include "checks.h"
+#include "op_handles.h"
 
 namespace fastsac {
 namespace {
@@ -21,40 +22,13 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-using TanhNormalSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
-                                                         const at::Tensor&, double, double);
-using TanhNormalBackwardSig = std::tuple<at::Tensor, at::Tensor>(
-    const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-    double, double);
-using MmSig = at::Tensor(const at::Tensor&, const at::Tensor&);
-
-template <typename Sig>
-c10::TypedOperatorHandle<Sig> find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
-}
-
-const c10::TypedOperatorHandle<TanhNormalSig>& forward_op() {
-  static const auto op = find_op<TanhNormalSig>("fastsac::tanh_normal");
-  return op;
-}
-
-const c10::TypedOperatorHandle<TanhNormalBackwardSig>& backward_op() {
-  static const auto op = find_op<TanhNormalBackwardSig>("fastsac::tanh_normal_backward");
-  return op;
-}
-
-const c10::TypedOperatorHandle<MmSig>& mm_op() {
-  static const auto op = find_op<MmSig>("fastsac::mm");
-  return op;
-}
-
 class TanhNormalFunction : public torch::autograd::Function<TanhNormalFunction> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& mean_raw,
                                const at::Tensor& log_std_raw, const at::Tensor& eps,
                                double log_std_min, double log_std_max) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // the device kernel, not this one again
-    auto [action, log_prob] = forward_op().call(mean_raw, log_std_raw, eps, log_std_min,
+    auto [action, log_prob] = tanh_normal_op().call(mean_raw, log_std_raw, eps, log_std_min,
                                                 log_std_max);
     ctx->save_for_backward({mean_raw, log_std_raw, eps});
     ctx->saved_data["log_std_min"] = log_std_min;
@@ -69,7 +43,7 @@ class TanhNormalFunction : public torch::autograd::Function<TanhNormalFunction> 
     at::Tensor g_action = grads[0].defined() ? grads[0] : at::zeros_like(mean_raw);
     at::Tensor g_log_prob =
         grads[1].defined() ? grads[1] : at::zeros(log_prob_shape(mean_raw), mean_raw.options());
-    auto [g_mean_raw, g_log_std_raw] = backward_op().call(
+    auto [g_mean_raw, g_log_std_raw] = tanh_normal_backward_op().call(
         g_action, g_log_prob, mean_raw, saved[1], saved[2],
         ctx->saved_data["log_std_min"].toDouble(), ctx->saved_data["log_std_max"].toDouble());
     return {g_mean_raw, g_log_std_raw, at::Tensor(), at::Tensor(), at::Tensor()};

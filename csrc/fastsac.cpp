@@ -1,6 +1,6 @@
 // The op schemas of the fastsac library and the Python module stub that loads them.
-// Kernels live in tanh_normal_cpu.cpp, polyak_cpu.cpp (CPU) and cuda/ (CUDA); fake kernels and
-// autograd are registered from Python in fastsac/ops.py.
+// Kernels live in csrc/*_cpu.cpp (CPU) and cuda/ (CUDA); fake kernels and autograd are
+// registered from Python in fastsac/ops.py.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -29,6 +29,12 @@ TORCH_LIBRARY(fastsac, m) {
   m.def(
       "policy_action(Tensor state, Tensor[] actor, Tensor eps, float log_std_min, "
       "float log_std_max) -> Tensor");
+  // the whole SAC update, in place on the agent's flat buffers, ahead of time (sac_update_cpu.cpp)
+  m.def(
+      "sac_update_(Tensor(a!)[] state, Tensor obs, Tensor next_obs, Tensor acts, Tensor rews, "
+      "Tensor done, Tensor noise, int[] hidden_sizes, int[] tiled_layers, float gamma, float tau, "
+      "float target_entropy, float log_std_min, float log_std_max, float lr, float beta1, "
+      "float beta2, float adam_eps, bool policy_step) -> Tensor");
   // Which SIMD build the float32 CPU kernels run (cpu_simd.h); "" asks without changing it.
   m.def("_cpu_simd(str request) -> str", [](std::string request) {
     return fastsac::cpu_simd(request);

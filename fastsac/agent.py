@@ -5,8 +5,9 @@
   arrays that torch reads without a copy);
 - ``update_model`` is ``fastsac.update.sac_update``: one ``torch.compile``d graph (or, with
   ``compile=False``, the same function run eagerly), using the fused ``fastsac::tanh_normal`` and
-  ``fastsac::polyak_`` ops; ``train`` learns with the eager one while a background process
-  compiles it (``fastsac.background_compile``);
+  ``fastsac::polyak_`` ops; while a background process compiles it
+  (``fastsac.background_compile``), ``train`` learns with the same update built ahead of time
+  as one C++ op (``fastsac.native_update``);
 - on CUDA the compiled update is captured once in a CUDA graph and replayed (one launch per
   update instead of ~100); on AVX-512 CPUs its hidden-layer products run in ``fastsac::mm``,
   on a thread count tuned while training (``fastsac.threads``);
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from torch import optim
 
 from fastsac import background_compile as background
-from fastsac import ops
+from fastsac import native_update, ops
 from fastsac.base import AgentBase
 from fastsac.buffer import ReplayBuffer
 from fastsac.flat import flatten_params
@@ -53,8 +54,9 @@ class FastSAC(AgentBase):
             ``False`` runs the same update function eagerly (no compile time).
         cuda_graph: on CUDA, replay the compiled update as a CUDA graph (default ``True``).
         background_compile: on CPU, while the compiled update is not built yet, ``train``
-            builds it in a background process at idle priority and learns with the eager
-            update meanwhile (they agree to rounding; ``fastsac.background_compile``).
+            builds it in a background process at idle priority and learns meanwhile with the
+            same update built ahead of time in the extension (``fastsac.native_update``; they
+            agree to rounding; ``fastsac.background_compile``).
             ``False``: wait for the compiler, for runs that must repeat bitwise. Direct
             ``update_model`` calls always use the compiled update.
         update_threads: CPU threads of the update: ``"auto"`` (default) times updates with
@@ -103,9 +105,13 @@ class FastSAC(AgentBase):
         self._update_fn = make_update(self._cfg, self.compile, self.device, self.dtype,
                                       self.batch_size)
         self._eager_fn = make_update(self._cfg, False, self.device, self.dtype, self.batch_size)
+        # what train() runs while a background process compiles: the ahead-of-time C++ update
+        # where the extension has it (fastsac.native_update), else the eager Python one
+        native = native_update.available(self.device, self.world_size)
+        self._bridge_fn = native_update.make_native_update(self._cfg) if native else self._eager_fn
         self._update_key = update_key(self._cfg, self.device, self.dtype, self.batch_size)
-        self._training = False  # inside train(): updates may run eagerly while compiling
-        self._threads_before_eager: int | None = None  # torch's count, during the eager phase
+        self._training = False  # inside train(): updates may run on the bridge while compiling
+        self._threads_before_bridge: int | None = None  # torch's count, during the bridge phase
         # The tuner sets the thread count of the tiled products (fastsac::mm); where the update
         # has none, its products are torch's and run on torch's thread count, which it cannot
         # change between updates without compiling the update again (torch.compile guards it).
@@ -114,8 +120,10 @@ class FastSAC(AgentBase):
             if update_threads == "auto" and any(self._cfg.tiled_layers) else None)
         self._state: UpdateState | None = None
         self._built_graphs: set[bool] = set()  # policy_step values the compiled update ran
-        # wall-clock time (time.time()) of the first compiled update: cold-start benchmarks
+        # wall-clock times (time.time()) at which the first compiled update, and the first
+        # update by the ahead-of-time C++ op while it compiles, returned: cold-start benchmarks
         self.first_compiled_update_time: float | None = None
+        self.first_native_update_time: float | None = None
         self._graphs: dict[bool, Any] = {}
         self._static: Batch | None = None
         self._static_noise: torch.Tensor | None = None
@@ -285,13 +293,13 @@ class FastSAC(AgentBase):
             return super().train(*args, **kwargs)
         finally:
             self._training = False
-            self._eager_phase(False)
+            self._bridge_phase(False)
 
     train.__doc__ = AgentBase.train.__doc__
 
     def _compiling_elsewhere(self) -> bool:
         """In ``train``, on CPU: whether a background process is still compiling this update
-        (started here if nothing has built it yet); the update then runs eagerly."""
+        (started here if nothing has built it yet); the update then runs on the bridge."""
         # (a data-parallel update's graph holds collectives: it compiles in the ranks)
         if not (self.compile and self.background_compile and self._training
                 and self.device.type == "cpu" and self.world_size == 1) \
@@ -308,19 +316,19 @@ class FastSAC(AgentBase):
             # compile here (the child's finished kernels are in the cache)
             job.give_up()
             compiling = False
-        self._eager_phase(compiling)
+        self._bridge_phase(compiling)
         return compiling
 
-    def _eager_phase(self, on: bool) -> None:
-        """While the background process compiles, the eager update leaves it a core (with all
+    def _bridge_phase(self, on: bool) -> None:
+        """While the background process compiles, the bridge update leaves it a core (with all
         cores busy here, the idle-priority compiler would never finish); restored after."""
-        if on and self._threads_before_eager is None:
-            self._threads_before_eager = threads = torch.get_num_threads()
+        if on and self._threads_before_bridge is None:
+            self._threads_before_bridge = threads = torch.get_num_threads()
             if threads >= 2:
                 torch.set_num_threads(threads - 1)
-        elif not on and self._threads_before_eager is not None:
-            torch.set_num_threads(self._threads_before_eager)
-            self._threads_before_eager = None
+        elif not on and self._threads_before_bridge is not None:
+            torch.set_num_threads(self._threads_before_bridge)
+            self._threads_before_bridge = None
 
     def _compile_request(self) -> dict[str, Any]:
         """What the background process needs to build this agent's update."""
@@ -332,14 +340,18 @@ class FastSAC(AgentBase):
                 "update_threads": self.update_threads, "num_threads": torch.get_num_threads()}
 
     def _run_update(self, policy_step: bool, batch: Batch, noise: torch.Tensor) -> torch.Tensor:
-        """The eager update while a background process compiles (``train`` on CPU), else the
-        compiled one (or, with ``compile=False``, the eager one)."""
+        """While a background process compiles (``train`` on CPU), the ahead-of-time C++
+        update (or, without the extension, the eager one); else the compiled one (or, with
+        ``compile=False``, the eager one)."""
         if self.device.type != "cpu":
             with torch.no_grad():
                 return self._update_fn(policy_step, self._bound_state(), batch, noise)
         if self._compiling_elsewhere():
             with torch.no_grad():
-                return self._eager_fn(policy_step, self._bound_state(), batch, noise)
+                losses = self._bridge_fn(policy_step, self._bound_state(), batch, noise)
+            if self.first_native_update_time is None and self._bridge_fn is not self._eager_fn:
+                self.first_native_update_time = time.time()
+            return losses
         if self.compile:
             self._built_graphs.add(policy_step)
             if len(self._built_graphs) == 2:

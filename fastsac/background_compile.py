@@ -3,12 +3,13 @@ compiler.
 
 With empty caches, compiling the update's two graphs (policy step or not) takes tens of seconds
 of CPU (docs/design.md, "Cold start"). ``FastSAC.train`` therefore starts a child process that
-compiles them on zero tensors of the right shapes, at idle priority (nice 19), and learns with
-the eager update (the same function, uncompiled: they agree to rounding) meanwhile. The child
+compiles them on zero tensors of the right shapes, at idle priority (nice 19), and learns
+meanwhile with the same update built ahead of time as one C++ op (``fastsac.native_update``;
+they agree to rounding). The child
 fills torch.compile's on-disk caches (inductor's FX graph and kernel caches, AOTAutograd's);
 once it is done, the training process switches to the compiled update, which then loads from
 those caches instead of compiling. With a spare core the compiler runs there; on a busy machine
-it only takes the idle time, so a short run is never slower than an eager one.
+it only takes the idle time, so a short run is never slower than the bridge.
 
 Run as ``python -m fastsac.background_compile``, it reads one pickled request from stdin.
 """
@@ -27,7 +28,7 @@ from typing import Any
 
 # off switch, for machines where a child process is unwelcome
 ENV_SWITCH = "FASTSAC_BACKGROUND_COMPILE"
-# wall seconds a training run learns eagerly before it stops waiting for a child that a busy
+# wall seconds a training run learns on the bridge before it stops waiting for a child that a busy
 # machine leaves no idle time, and compiles in its own process
 PATIENCE_S = 180.0
 

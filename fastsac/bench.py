@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from fastsac import FastSAC, ReplayBuffer, SACAgent, make_env, ops
+from fastsac import FastSAC, ReplayBuffer, SACAgent, make_env, native_update, ops
 from fastsac.reference import NumpyReplayBuffer, tanh_normal_sample
 
 
@@ -171,9 +171,11 @@ def _agent_with_full_buffer(cls, device, memory=100_000, **kwargs):
 def update_cases(device="cpu", compiled=True) -> list[Case]:
     group = f"update_model() 100k buffer {device}"
 
-    def make(cls, **kwargs):
+    def make(cls, native=False, **kwargs):
         def setup():
             agent = _agent_with_full_buffer(cls, device, **kwargs)
+            if native:
+                native_update.run_natively(agent)
             for _ in range(4):  # compile / capture both graphs before timing
                 agent.total_step += 1
                 agent.update_model()
@@ -187,6 +189,9 @@ def update_cases(device="cpu", compiled=True) -> list[Case]:
 
     cases = [Case(group, "reference (eager, notebook)", make(SACAgent), baseline=True),
              Case(group, "FastSAC eager + fused ops", make(FastSAC, compile=False))]
+    if native_update.available(device):
+        cases.append(Case(group, "FastSAC ahead-of-time C++ op (compile bridge)",
+                          make(FastSAC, native=True, compile=False)))
     if compiled:
         cases.append(Case(group, "FastSAC compiled", make(FastSAC, cuda_graph=False)))
         if torch.device(device).type == "cuda":

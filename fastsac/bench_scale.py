@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from fastsac import FastSAC, SACAgent, make_env, ops
+from fastsac import FastSAC, SACAgent, make_env, native_update, ops
 from fastsac.bench import Case, _fill_random, _sb3_available, interleave_runners
 
 
@@ -118,9 +118,11 @@ def update_floor_cases(shape: Shape, threads: int, compiled: bool = True,
                     func(*args)
         return call
 
-    def ours(**kwargs):
+    def ours(native=False, **kwargs):
         def setup():
             agent = _agent(FastSAC, shape, update_threads=threads, **kwargs)
+            if native:
+                native_update.run_natively(agent)
             for _ in range(4):  # compile both graphs before timing
                 agent.total_step += 1
                 agent.update_model()
@@ -145,6 +147,10 @@ def update_floor_cases(shape: Shape, threads: int, compiled: bool = True,
                   params=params)]
     if compiled:
         cases.append(Case(group, "FastSAC compiled", _threads_case(threads, ours()),
+                          params=params))
+    if native_update.available("cpu"):
+        cases.append(Case(group, "FastSAC ahead-of-time C++ op (compile bridge)",
+                          _threads_case(threads, ours(native=True, compile=False)),
                           params=params))
     cases += [Case(group, "FastSAC eager + fused ops",
                    _threads_case(threads, ours(compile=False)), params=params),

@@ -87,11 +87,15 @@ def _sample_into(state, size, batch, table, idxs, data, obs_dim, act_dim, obs_ou
 def _store_many(ptr, max_size, data, obs, acts, rews, next_obs, done):
     """Write N transitions at ``ptr`` with wrap-around; returns the new pointer."""
     n, o, a = obs.shape[0], obs.shape[1], acts.shape[1]
+    # element loops, not slice assignments: numba compiles array setitem with broadcasting
+    # for several seconds, which a cold start would wait for (BENCHMARKS.md, "Cold start")
     for k in range(n):
         row = data[ptr]
-        row[:o] = obs[k]
-        row[o:2 * o] = next_obs[k]
-        row[2 * o:2 * o + a] = acts[k]
+        for c in range(o):
+            row[c] = obs[k, c]
+            row[o + c] = next_obs[k, c]
+        for c in range(a):
+            row[2 * o + c] = acts[k, c]
         row[2 * o + a] = rews[k]
         row[2 * o + a + 1] = done[k]
         ptr += 1

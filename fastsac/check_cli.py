@@ -2,8 +2,9 @@
 
 Runs the agreement harness on CPU (and CUDA when available) and prints one table: each fused op
 against the notebook's composite formula, and the full update of every fast path (eager with
-the fused ops, compiled, compiled on CUDA, CUDA graph) against the eager reference after 1 and
-after N updates, with the tolerance and PASS/FAIL. Exits 1 on any FAIL.
+the fused ops, the ahead-of-time C++ update, compiled, compiled on CUDA, CUDA graph) against
+the eager reference after 1 and after N updates, with the tolerance and PASS/FAIL. Exits 1 on
+any FAIL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fastsac import agreement, ops
+from fastsac import agreement, native_update, ops
 from fastsac.agent import FastSAC
 from fastsac.base import devices_for
 from fastsac.reference import tanh_normal_sample
@@ -118,9 +119,11 @@ def _cpu_op_rows(g: torch.Generator, dtype: torch.dtype, tol: float) -> list[Row
 
 
 def _update_rows(path: str, device: str, dtype: torch.dtype, n: int, fast_cls=None,
-                 **kwargs) -> list[Row]:
+                 native: bool = False, **kwargs) -> list[Row]:
     ref, fast = agreement.twin_agents(device=device, dtype=dtype,
                                       fast_cls=fast_cls or FastSAC, **kwargs)
+    if native:
+        native_update.run_natively(fast)
     one, _ = agreement.run_twins(ref, fast, 1, check_losses=False)
     rel_one = agreement.max_param_rel_diff(ref, fast)
     _, many = agreement.run_twins(ref, fast, n - 1, seed=1, start_step=2, check_losses=False)
@@ -147,6 +150,9 @@ def run_checks(devices: list[str], dtype: torch.dtype, updates: int = 60,
     for device in devices:
         rows += op_rows(device, dtype)
         rows += _update_rows("eager + fused ops", device, dtype, updates, fast_cls, compile=False)
+        if native_update.available(device):
+            rows += _update_rows("C++ op (compile bridge)", device, dtype, updates, fast_cls,
+                                 native=True, compile=False)
         if compiled:
             rows += _update_rows("compiled", device, dtype, updates, fast_cls, compile=True,
                                  cuda_graph=False)

@@ -1,6 +1,6 @@
-"""Learning while the compiler works: FastSAC.train runs the eager update while a background
-process compiles, then switches to the compiled update, loaded from the caches the background
-process filled (no compile of its own)."""
+"""Learning while the compiler works: FastSAC.train runs the ahead-of-time C++ update (the
+bridge) while a background process compiles, then switches to the compiled update, loaded from
+the caches the background process filled (no compile of its own)."""
 
 import json
 import os
@@ -24,23 +24,31 @@ SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     agent = FastSAC(make_env("Pendulum-v1"), 2000, 24, initial_random_steps=50,
                     hidden_sizes=(24, 24), seed=0)
-    paths = []
-    run = agent._run_update
-    def spy(*args):
-        paths.append("eager" if agent._compiling_elsewhere() else "compiled")
-        return run(*args)
-    agent._run_update = spy
+    paths, bridge_calls = [], [0]
+    run, bridge = agent._run_update, agent._bridge_fn
+    assert bridge is not agent._eager_fn, "the bridge is not the extension's op"
+    def spy(*args):  # which path this update took: whether the C++ op ran
+        before = bridge_calls[0]
+        out = run(*args)
+        paths.append("bridge" if bridge_calls[0] > before else "compiled")
+        return out
+    def counted(*args):
+        bridge_calls[0] += 1
+        return bridge(*args)
+    agent._run_update, agent._bridge_fn = spy, counted
     agent.train(150, plot_path=None, progress=False)
     job = background._JOBS[agent._update_key]
     started = time.time()
     job.proc.wait(timeout=900)
     agent.env = make_env("Pendulum-v1")
     agent.train(150, plot_path=None, progress=False)
-    print(json.dumps({"paths": paths, "ok": job.ok, "inductor": dict(counters["inductor"])}))
+    print(json.dumps({"paths": paths, "ok": job.ok, "bridge_calls": bridge_calls[0],
+                      "native_time": agent.first_native_update_time,
+                      "inductor": dict(counters["inductor"])}))
 """)
 
 
-def test_train_learns_eagerly_then_loads_the_background_compile(tmp_path):
+def test_train_learns_on_the_bridge_then_loads_the_background_compile(tmp_path):
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
     env.pop(background.ENV_SWITCH, None)
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
@@ -49,8 +57,9 @@ def test_train_learns_eagerly_then_loads_the_background_compile(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     paths = result["paths"]
     assert result["ok"] is True
-    assert paths[0] == "eager" and paths[-1] == "compiled"
+    assert paths[0] == "bridge" and paths[-1] == "compiled"
     switch = paths.index("compiled")
+    assert result["native_time"] is not None
     assert set(paths[switch:]) == {"compiled"}  # never back
     # both graphs came from the background process's cache entries: nothing compiled here
     assert result["inductor"].get("fxgraph_cache_hit") == 2, result["inductor"]
@@ -92,7 +101,7 @@ def test_failed_background_compile_warns_and_falls_back(monkeypatch):
 
 
 def test_busy_machine_stops_waiting_for_the_child(monkeypatch):
-    """Past PATIENCE_S of eager learning the child is stopped and the update compiles here."""
+    """Past PATIENCE_S on the bridge the child is stopped and the update compiles here."""
     monkeypatch.delenv(background.ENV_SWITCH, raising=False)
     monkeypatch.setattr(background, "PATIENCE_S", -1.0)
     agent = FastSAC(make_env("Pendulum-v1"), 500, 16, initial_random_steps=20,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from fastsac import native_update
 from fastsac.agreement import (
     max_adam_diff,
     max_param_diff,
@@ -17,13 +18,18 @@ from fastsac.update import UpdateConfig, sac_update
 from tests.conftest import requires_cuda
 
 
+@pytest.mark.parametrize("path", ["eager", "native"])
 @pytest.mark.parametrize("dtype,tol_one,tol_many", [
     (torch.float32, 1e-5, 5e-4),
     (torch.float64, 1e-12, 1e-10),
 ])
-def test_eager_agrees_with_reference(simd, dtype, tol_one, tol_many):
-    """On every SIMD build: with AVX-512 the float32 update runs fastsac::mm's products."""
+def test_eager_agrees_with_reference(simd, path, dtype, tol_one, tol_many):
+    """The update uncompiled: the Python function, or the same update as one ahead-of-time C++
+    op (``native``, fastsac.native_update; it raises if the extension's op is not there). On
+    every SIMD build: with AVX-512 the float32 update runs fastsac::mm's products."""
     ref, fast = twin_agents(dtype=dtype, compile=False)
+    if path == "native":
+        native_update.run_natively(fast)
     assert fast._cfg.tiled_mm == (simd == "avx512" and dtype == torch.float32)
     one, many = run_twins(ref, fast, 60)
     assert one <= tol_one
@@ -41,9 +47,18 @@ def test_eager_agrees_multidim_actions():
     assert many <= 1e-10
 
 
-def test_policy_update_freq_respected():
-    """Odd steps skip the actor and the Polyak update in both agents."""
+def _uncompiled_twins(path: str):
+    """float64 twins whose fast agent runs the Python update or the C++ op."""
     ref, fast = twin_agents(dtype=torch.float64)
+    if path == "native":
+        native_update.run_natively(fast)
+    return ref, fast
+
+
+@pytest.mark.parametrize("path", ["eager", "native"])
+def test_policy_update_freq_respected(path):
+    """Odd steps skip the actor and the Polyak update in both agents."""
+    ref, fast = _uncompiled_twins(path)
     actor_before = [p.detach().clone() for p in fast.actor.parameters()]
     target_before = [p.detach().clone() for p in fast.vf_target.parameters()]
     run_twins(ref, fast, 1, start_step=1)  # step 1: 1 % 2 != 0
@@ -54,10 +69,11 @@ def test_policy_update_freq_respected():
     assert max_param_diff(ref, fast) <= 1e-12
 
 
-def test_polyak_uses_pre_step_v():
+@pytest.mark.parametrize("path", ["eager", "native"])
+def test_polyak_uses_pre_step_v(path):
     """The V target blends V's parameters from before this update's V step (docs/design.md,
     step 6)."""
-    ref, fast = twin_agents(dtype=torch.float64)
+    ref, fast = _uncompiled_twins(path)
     v_before = [p.detach().clone() for p in fast.vf.parameters()]
     t_before = [p.detach().clone() for p in fast.vf_target.parameters()]
     run_twins(ref, fast, 1, start_step=2)

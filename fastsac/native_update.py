@@ -1,0 +1,68 @@
+"""The SAC update as one C++ op built ahead of time (``fastsac::sac_update_``,
+csrc/sac_update_cpu.cpp): what ``FastSAC.train`` runs on CPU while torch.compile builds the
+update's graph.
+
+Why: with empty caches the compiled graph takes tens of seconds of CPU to build
+(docs/design.md, "Cold start"). The eager Python update could bridge that time, but at about
+twice the compiled update's time per update; this op is the same explicit backward
+(``fastsac.update.sac_update``, step for step) without Python between its ops, so the first
+updates of a run already run near the compiled graph's speed (BENCHMARKS.md). It takes the
+agent's flat buffers (``fastsac.state.UpdateState``) and updates them in place, like the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from fastsac import ops
+from fastsac.state import Batch, UpdateState
+from fastsac.update import UpdateConfig
+
+
+def available(device: torch.device | str, world_size: int = 1) -> bool:
+    """Whether the op can run an update: an extension that has it (a build older than the op
+    does not), on CPU, one process (a data-parallel update averages gradients, which only the
+    Python update does)."""
+    return (ops.EXTENSION_LOADED and torch.device(device).type == "cpu" and world_size == 1
+            and torch._C._dispatch_has_kernel_for_dispatch_key("fastsac::sac_update_", "CPU"))
+
+
+def state_tensors(state: UpdateState) -> list[torch.Tensor]:
+    """The op's state list: each trained slot's Adam group, in ``fastsac.state.SLOTS`` order,
+    then vf_target's parameter buffer."""
+    out: list[torch.Tensor] = []
+    for slot in state:
+        out.extend(slot if isinstance(slot, tuple) else (slot,))
+    return out
+
+
+def make_native_update(cfg: UpdateConfig) -> Callable[..., torch.Tensor]:
+    """``update(policy_step, state, batch, noise)`` like ``fastsac.update.make_update``'s,
+    running ``fastsac::sac_update_``. Returns ``[actor_loss, qf_loss, vf_loss, alpha_loss]``."""
+    if cfg.world_size != 1:
+        raise ValueError("the native update runs one process's update (world_size 1), got "
+                         f"world_size {cfg.world_size}")
+    ops.require_extension()
+    hidden = list(cfg.hidden_sizes)
+    tiled = [i for i, on in enumerate(cfg.tiled_layers) if on]
+
+    def update(policy_step: bool, state: UpdateState, batch: Batch,
+               noise: torch.Tensor) -> torch.Tensor:
+        return torch.ops.fastsac.sac_update_(
+            state_tensors(state), *batch, noise, hidden, tiled, cfg.gamma, cfg.tau,
+            cfg.target_entropy, cfg.log_std_min, cfg.log_std_max, cfg.lr, cfg.beta1, cfg.beta2,
+            cfg.adam_eps, bool(policy_step))
+
+    return update
+
+
+def run_natively(agent) -> None:
+    """Make an uncompiled ``FastSAC``'s ``update_model`` run the C++ op on every call, as
+    ``train`` does while the graph compiles: for agreement checks and benchmarks."""
+    if agent.compile:
+        raise ValueError("run_natively takes an agent built with compile=False")
+    if agent._bridge_fn is agent._eager_fn:
+        raise RuntimeError("this agent's update cannot run as the C++ op (see available())")
+    agent._update_fn = agent._bridge_fn
