@@ -64,8 +64,8 @@ def _add_train(sub) -> None:
                    help="run the update uncompiled")
     p.add_argument("--no-background-compile", dest="background_compile",
                    action="store_const", const=False, default=None,
-                   help="wait for the compiler instead of learning with the eager update "
-                   "meanwhile (runs that repeat bitwise)")
+                   help="wait for the compiler instead of learning with the ahead-of-time "
+                   "C++ update meanwhile (runs that repeat bitwise)")
     p.add_argument("--test-episodes", type=int, default=None, help="default 10")
     p.add_argument("--checkpoint-every", type=int, default=None, metavar="FRAMES",
                    help="write a resumable checkpoint every this many frames (default: a "
