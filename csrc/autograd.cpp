@@ -28,8 +28,8 @@ class TanhNormalFunction : public torch::autograd::Function<TanhNormalFunction> 
                                const at::Tensor& log_std_raw, const at::Tensor& eps,
                                double log_std_min, double log_std_max) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // the device kernel, not this one again
-    auto [action, log_prob] = tanh_normal_op().call(mean_raw, log_std_raw, eps, log_std_min,
-                                                log_std_max);
+    auto [action, log_prob] =
+        tanh_normal_op().call(mean_raw, log_std_raw, eps, log_std_min, log_std_max);
     ctx->save_for_backward({mean_raw, log_std_raw, eps});
     ctx->saved_data["log_std_min"] = log_std_min;
     ctx->saved_data["log_std_max"] = log_std_max;

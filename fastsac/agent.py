@@ -37,6 +37,7 @@ from fastsac.state import (
     UpdateState,
     optimizer_of,
     slot_parameters,
+    state_tensors,
 )
 from fastsac.threads import ThreadTuner, thread_candidates
 from fastsac.update import UpdateConfig, is_built, make_update, mark_built, update_key
@@ -389,8 +390,7 @@ class FastSAC(AgentBase):
 
     # ---- CUDA graphs ----------------------------------------------------------------------------
     def _state_tensors(self) -> list[torch.Tensor]:
-        return [t for slot in self._bound_state()
-                for t in (slot if isinstance(slot, tuple) else (slot,))]
+        return state_tensors(self._bound_state())
 
     def _capture(self, policy_step: bool):
         """Compile (warm-up) and capture the update for one ``policy_step`` value.

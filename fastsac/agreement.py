@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fastsac import native_update
 from fastsac.agent import FastSAC
 from fastsac.envs import make_env
 from fastsac.reference import SACAgent
@@ -33,10 +34,11 @@ def copy_weights(src, dst) -> None:
 
 
 def twin_agents(device="cpu", dtype=torch.float32, compile=False, env_id="Pendulum-v1",
-                batch_size=32, fast_cls=FastSAC, fast_kwargs=None, **kwargs):
+                batch_size=32, fast_cls=FastSAC, fast_kwargs=None, native=False, **kwargs):
     """A reference agent and a FastSAC agent with identical initial weights (``kwargs`` go to
     both: ``hidden_sizes``, ``lr``, ...; FastSAC's own, ``cuda_graph`` and ``update_threads``,
-    to FastSAC alone)."""
+    to FastSAC alone). ``native``: FastSAC's updates run the ahead-of-time C++ op
+    (``fastsac.native_update.run_natively``; needs ``compile=False``)."""
     fast_kwargs = dict(fast_kwargs or {})
     for key in ("cuda_graph", "update_threads"):
         if key in kwargs:
@@ -46,6 +48,8 @@ def twin_agents(device="cpu", dtype=torch.float32, compile=False, env_id="Pendul
     fast = fast_cls(make_env(env_id), 1000, batch_size, device=device, dtype=dtype, seed=1,
                     compile=compile, **kwargs, **fast_kwargs)
     copy_weights(ref, fast)
+    if native:
+        native_update.run_natively(fast)  # raises where the extension has no such op
     return ref, fast
 
 

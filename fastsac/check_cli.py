@@ -119,11 +119,9 @@ def _cpu_op_rows(g: torch.Generator, dtype: torch.dtype, tol: float) -> list[Row
 
 
 def _update_rows(path: str, device: str, dtype: torch.dtype, n: int, fast_cls=None,
-                 native: bool = False, **kwargs) -> list[Row]:
+                 **kwargs) -> list[Row]:
     ref, fast = agreement.twin_agents(device=device, dtype=dtype,
                                       fast_cls=fast_cls or FastSAC, **kwargs)
-    if native:
-        native_update.run_natively(fast)
     one, _ = agreement.run_twins(ref, fast, 1, check_losses=False)
     rel_one = agreement.max_param_rel_diff(ref, fast)
     _, many = agreement.run_twins(ref, fast, n - 1, seed=1, start_step=2, check_losses=False)

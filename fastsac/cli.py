@@ -290,7 +290,7 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
                "output_seconds": round(output_seconds, 3),
                "output_share": round(output_seconds / max(seconds, 1e-9), 5),
                "first_compiled_update_time": agent.first_compiled_update_time,
-               "first_native_update_time": getattr(agent, "first_native_update_time", None),
+               "first_native_update_time": agent.first_native_update_time,
                "test_episodes": len(scores), "test_mean_return": float(np.mean(scores)),
                "test_returns": [round(s, 2) for s in scores]}
     with open(os.path.join(args.out, "summary.json"), "w") as f:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 from fastsac import ops
-from fastsac.state import Batch, UpdateState
+from fastsac.state import Batch, UpdateState, state_tensors
 from fastsac.update import UpdateConfig
 
 
@@ -35,15 +35,6 @@ def has_cpu_kernel(op: str) -> bool:
         return torch._C._dispatch_has_kernel_for_dispatch_key(op, "CPU")
     except RuntimeError:  # no such op
         return False
-
-
-def state_tensors(state: UpdateState) -> list[torch.Tensor]:
-    """The op's state list: each trained slot's Adam group, in ``fastsac.state.SLOTS`` order,
-    then vf_target's parameter buffer."""
-    out: list[torch.Tensor] = []
-    for slot in state:
-        out.extend(slot if isinstance(slot, tuple) else (slot,))
-    return out
 
 
 def make_native_update(cfg: UpdateConfig) -> Callable[..., torch.Tensor]:

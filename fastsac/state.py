@@ -39,6 +39,16 @@ BATCH_KEYS = ("obs", "next_obs", "acts", "rews", "done")
 Batch = namedtuple("Batch", BATCH_KEYS)
 
 
+def state_tensors(state: UpdateState) -> list[torch.Tensor]:
+    """Every tensor of an :data:`UpdateState`, in order: each trained slot's Adam group, then
+    vf_target's parameter buffer (the C++ update's state list; what a CUDA-graph capture saves
+    and restores)."""
+    out: list[torch.Tensor] = []
+    for slot in state:
+        out.extend(slot if isinstance(slot, tuple) else (slot,))
+    return out
+
+
 def slot_parameters(agent: Any, name: str) -> list[torch.Tensor]:
     """The tensors of one slot, in registration order (``[log_alpha]`` for log_alpha)."""
     if name == "log_alpha":

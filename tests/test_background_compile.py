@@ -42,8 +42,7 @@ SCRIPT = textwrap.dedent("""
     job.proc.wait(timeout=900)
     agent.env = make_env("Pendulum-v1")
     agent.train(150, plot_path=None, progress=False)
-    print(json.dumps({"paths": paths, "ok": job.ok, "bridge_calls": bridge_calls[0],
-                      "native_time": agent.first_native_update_time,
+    print(json.dumps({"paths": paths, "ok": job.ok, "native_time": agent.first_native_update_time,
                       "inductor": dict(counters["inductor"])}))
 """)
 

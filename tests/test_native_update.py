@@ -11,23 +11,17 @@ import torch
 
 from fastsac import native_update, ops
 from fastsac.agreement import random_batch, run_twins, twin_agents
-from fastsac.native_update import make_native_update, state_tensors
+from fastsac.native_update import make_native_update
+from fastsac.state import state_tensors
 from fastsac.update import sac_update
-
-
-def _native_twins(**kwargs):
-    """A reference agent and an uncompiled FastSAC whose update is the C++ op."""
-    ref, fast = twin_agents(compile=False, **kwargs)
-    native_update.run_natively(fast)  # raises where the extension's op is not the bridge
-    return ref, fast
 
 
 @pytest.mark.parametrize("hidden", [(16,), (24, 20, 12)])
 def test_native_agrees_at_other_depths_and_action_dims(hidden):
     from tests.envs import PointMassEnv  # noqa: F401  (registers the env)
 
-    ref, fast = _native_twins(dtype=torch.float64, env_id="fastsac-tests/PointMass-v0",
-                              hidden_sizes=hidden)
+    ref, fast = twin_agents(dtype=torch.float64, env_id="fastsac-tests/PointMass-v0",
+                            hidden_sizes=hidden, native=True)
     assert fast.action_dim == 3
     _, many = run_twins(ref, fast, 20)
     assert many <= 1e-10

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from fastsac import native_update
 from fastsac.agreement import (
     max_adam_diff,
     max_param_diff,
@@ -25,11 +24,10 @@ from tests.conftest import requires_cuda
 ])
 def test_eager_agrees_with_reference(simd, path, dtype, tol_one, tol_many):
     """The update uncompiled: the Python function, or the same update as one ahead-of-time C++
-    op (``native``, fastsac.native_update; it raises if the extension's op is not there). On
+    op (``native``, fastsac.native_update; twin_agents raises if the extension's op is not
+    there). On
     every SIMD build: with AVX-512 the float32 update runs fastsac::mm's products."""
-    ref, fast = twin_agents(dtype=dtype, compile=False)
-    if path == "native":
-        native_update.run_natively(fast)
+    ref, fast = twin_agents(dtype=dtype, compile=False, native=path == "native")
     assert fast._cfg.tiled_mm == (simd == "avx512" and dtype == torch.float32)
     one, many = run_twins(ref, fast, 60)
     assert one <= tol_one
@@ -47,18 +45,10 @@ def test_eager_agrees_multidim_actions():
     assert many <= 1e-10
 
 
-def _uncompiled_twins(path: str):
-    """float64 twins whose fast agent runs the Python update or the C++ op."""
-    ref, fast = twin_agents(dtype=torch.float64)
-    if path == "native":
-        native_update.run_natively(fast)
-    return ref, fast
-
-
 @pytest.mark.parametrize("path", ["eager", "native"])
 def test_policy_update_freq_respected(path):
     """Odd steps skip the actor and the Polyak update in both agents."""
-    ref, fast = _uncompiled_twins(path)
+    ref, fast = twin_agents(dtype=torch.float64, native=path == "native")
     actor_before = [p.detach().clone() for p in fast.actor.parameters()]
     target_before = [p.detach().clone() for p in fast.vf_target.parameters()]
     run_twins(ref, fast, 1, start_step=1)  # step 1: 1 % 2 != 0
@@ -73,7 +63,7 @@ def test_policy_update_freq_respected(path):
 def test_polyak_uses_pre_step_v(path):
     """The V target blends V's parameters from before this update's V step (docs/design.md,
     step 6)."""
-    ref, fast = _uncompiled_twins(path)
+    ref, fast = twin_agents(dtype=torch.float64, native=path == "native")
     v_before = [p.detach().clone() for p in fast.vf.parameters()]
     t_before = [p.detach().clone() for p in fast.vf_target.parameters()]
     run_twins(ref, fast, 1, start_step=2)
