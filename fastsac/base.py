@@ -168,8 +168,8 @@ class AgentBase:
         self.policy_update_freq = _check_int("policy_update_freq", policy_update_freq, 1)
         self.hidden_sizes = check_hidden_sizes(hidden_sizes)
         self.lr = _check_positive_float("lr", lr)
-        self.updates_per_step = float(updates_per_step)
         self._update_ratio = _check_updates_per_step(updates_per_step)
+        self.updates_per_step = float(updates_per_step)
         self.target_entropy = _check_target_entropy(target_entropy, action_dim)
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")

@@ -245,7 +245,7 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
               f"{args.updates_per_step:g} updates per step, device {agent.device}, "
               f"{'eager' if args.eager else 'compiled'} update", flush=True)
     resumed_from = agent.total_step
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     # data-parallel: --frames and --checkpoint-every count all ranks' transitions
     remaining = -(-args.frames // nproc) - agent.total_step
     try:
@@ -289,6 +289,13 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
                # plots, metrics and checkpoints: their share of the run's time
                "output_seconds": round(output_seconds, 3),
                "output_share": round(output_seconds / max(seconds, 1e-9), 5),
+               # seconds from the start of training to the first update compiled by inductor,
+               # and to the first by the C++ op while it compiled (None: none ran)
+               "first_compiled_update_s": _seconds_after(agent.first_compiled_update_time,
+                                                         started_at),
+               "first_native_update_s": _seconds_after(agent.first_native_update_time,
+                                                       started_at),
+               # the same as Unix times, for a caller that timed the launch (cold_start.py)
                "first_compiled_update_time": agent.first_compiled_update_time,
                "first_native_update_time": agent.first_native_update_time,
                "test_episodes": len(scores), "test_mean_return": float(np.mean(scores)),
@@ -300,6 +307,10 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
     print(f"outputs in {args.out}/: learning_curve.png, checkpoint.pt, metrics.csv, summary.json")
     print(f"mean return over {len(scores)} test episodes: {np.mean(scores):.1f}")
     return 0
+
+
+def _seconds_after(when: float | None, start: float) -> float | None:
+    return None if when is None else round(when - start, 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -120,6 +120,8 @@ def test_bad_vector_input():
     for ratio in (0, 1e-9):
         with pytest.raises(ValueError, match="updates_per_step"):
             FastSAC(make_env("Pendulum-v1"), 100, 8, updates_per_step=ratio, compile=False)
+    with pytest.raises(TypeError, match="updates_per_step must be a float, got str"):
+        FastSAC(make_env("Pendulum-v1"), 100, 8, updates_per_step="a", compile=False)
     agent = FastSAC(make_env("Pendulum-v1", num_envs=2), 100, 8, compile=False)
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         agent.select_action(np.zeros(3))
