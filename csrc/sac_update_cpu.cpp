@@ -5,9 +5,9 @@
 // graphs (docs/design.md, "Cold start"). This op is ready as soon as the extension loads, so
 // FastSAC.train runs it while a background process compiles (fastsac/native_update.py). It is
 // the Python function's explicit backward in ATen calls made from C++ (no Python between the
-// ~200 ops) and Adam as one fused loop per network; the compiled graph stays faster (it fuses
-// the elementwise ops around the products), BENCHMARKS.md has both. tests/test_native_update.py
-// checks it against sac_update, update for update.
+// ~200 ops) and Adam as one fused loop per network, in the SIMD build of the CPU kernels
+// (cpu_simd.h): as fast as the compiled graph, BENCHMARKS.md has both.
+// tests/test_native_update.py checks it against sac_update, update for update.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -15,8 +15,10 @@
 #include <algorithm>
 #include <cmath>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
+#include "cpu_simd.h"
 #include "op_handles.h"
 
 namespace fastsac {
@@ -156,6 +158,10 @@ void adam_group(at::Tensor* group, const std::vector<at::Tensor>& grads, const H
   const T bc2_sqrt = std::sqrt(one - std::pow(static_cast<T>(h.beta2), std::min(step, cap2)));
   const T w1 = static_cast<T>(1 - h.beta1), b2 = static_cast<T>(h.beta2);
   const T w2 = static_cast<T>(1 - h.beta2), eps = static_cast<T>(h.adam_eps);
+  // the SIMD builds' constants (float32 only: for T = float these casts change nothing)
+  const AdamCoefs simd_coefs{static_cast<float>(w1),  static_cast<float>(b2),
+                             static_cast<float>(w2),  static_cast<float>(bc2_sqrt),
+                             static_cast<float>(eps), static_cast<float>(step_size)};
   T* params = group[0].mutable_data_ptr<T>();
   T* exp_avg = group[1].mutable_data_ptr<T>();
   T* exp_avg_sq = group[2].mutable_data_ptr<T>();
@@ -167,6 +173,14 @@ void adam_group(at::Tensor* group, const std::vector<at::Tensor>& grads, const H
     T* m = exp_avg + offset;
     T* v = exp_avg_sq + offset;
     at::parallel_for(0, grad.numel(), kElemGrain, [&](int64_t lo, int64_t hi) {
+      if constexpr (std::is_same_v<T, float>) {
+        // the vector build of the same loop (cpu_simd.h): scalar square roots and divisions
+        // were most of this op's time beyond the compiled graph's (BENCHMARKS.md)
+        if (const SimdKernels* simd = simd_kernels()) {
+          simd->adam(p + lo, m + lo, v + lo, g + lo, hi - lo, simd_coefs);
+          return;
+        }
+      }
       for (int64_t i = lo; i < hi; ++i) {
         m[i] = m[i] + w1 * (g[i] - m[i]);  // lerp_(grad, 1 - beta1)
         v[i] = v[i] * b2 + w2 * g[i] * g[i];

@@ -53,6 +53,7 @@ inline F8 operator-(F8 a, F8 b) { return _mm256_sub_ps(a.v, b.v); }
 inline F8 operator*(F8 a, F8 b) { return _mm256_mul_ps(a.v, b.v); }
 inline F8 operator/(F8 a, F8 b) { return _mm256_div_ps(a.v, b.v); }
 inline F8 fs_tanh(F8 x) { return Sleef_tanhf8_u10avx2(x.v); }
+inline F8 fs_sqrt(F8 x) { return _mm256_sqrt_ps(x.v); }
 inline F8 fs_exp(F8 x) { return Sleef_expf8_u10avx2(x.v); }
 inline F8 fs_log(F8 x) { return Sleef_logf8_u10avx2(x.v); }
 

@@ -42,6 +42,7 @@ inline F16 operator-(F16 a, F16 b) { return _mm512_sub_ps(a.v, b.v); }
 inline F16 operator*(F16 a, F16 b) { return _mm512_mul_ps(a.v, b.v); }
 inline F16 operator/(F16 a, F16 b) { return _mm512_div_ps(a.v, b.v); }
 inline F16 fs_tanh(F16 x) { return Sleef_tanhf16_u10avx512f(x.v); }
+inline F16 fs_sqrt(F16 x) { return _mm512_sqrt_ps(x.v); }
 inline F16 fs_exp(F16 x) { return Sleef_expf16_u10avx512f(x.v); }
 inline F16 fs_log(F16 x) { return Sleef_logf16_u10avx512f(x.v); }
 
