@@ -6,7 +6,8 @@
 // FastSAC.train runs it while a background process compiles (fastsac/native_update.py). It is
 // the Python function's explicit backward in ATen calls made from C++ (no Python between the
 // ~200 ops) and Adam as one fused loop per network, in the SIMD build of the CPU kernels
-// (cpu_simd.h): as fast as the compiled graph, BENCHMARKS.md has both.
+// (cpu_simd.h): within a few percent of the compiled graph with AVX2 (the portable build is
+// slower), BENCHMARKS.md has both.
 // tests/test_native_update.py checks it against sac_update, update for update.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

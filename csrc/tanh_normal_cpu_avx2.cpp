@@ -1,4 +1,4 @@
-// AVX2 + FMA float32 kernels of fastsac::tanh_normal and polyak_ (see cpu_simd.h).
+// AVX2 + FMA float32 kernels of fastsac::tanh_normal, polyak_ and sac_update_'s Adam (cpu_simd.h).
 //
 // Why: the portable kernels call glibc's scalar tanhf/expf/logf (about 11 calls per element
 // forward + backward), which made the fused op slower than torch's own vectorised eager ops

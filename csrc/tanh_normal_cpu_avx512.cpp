@@ -1,8 +1,8 @@
-// AVX-512 float32 kernels of fastsac::tanh_normal and polyak_ (see cpu_simd.h): the AVX2 file's
-// code on 16-float vectors, with Sleef's 1-ulp AVX-512 tanh/exp/log (the ones torch's own CPU
-// kernels run on such machines). Why: at SAC's batch of 128 x 6 the op is bound by these
-// transcendentals, and a CPU with full-width AVX-512 units does twice the lanes per instruction
-// (BENCHMARKS.md has the forward + backward timings).
+// AVX-512 float32 kernels of fastsac::tanh_normal, polyak_ and sac_update_'s Adam (cpu_simd.h):
+// the AVX2 file's code on 16-float vectors, with Sleef's 1-ulp AVX-512 tanh/exp/log (the ones
+// torch's own CPU kernels run on such machines). Why: at SAC's batch of 128 x 6 the op is bound
+// by these transcendentals, and a CPU with full-width AVX-512 units does twice the lanes per
+// instruction (BENCHMARKS.md has the forward + backward timings).
 #include <cmath>
 #include <cstdint>
 

@@ -289,12 +289,13 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
                # plots, metrics and checkpoints: their share of the run's time
                "output_seconds": round(output_seconds, 3),
                "output_share": round(output_seconds / max(seconds, 1e-9), 5),
-               # seconds from the start of training to the first update compiled by inductor,
-               # and to the first by the C++ op while it compiled (None: none ran)
-               "first_compiled_update_s": _seconds_after(agent.first_compiled_update_time,
-                                                         started_at),
-               "first_native_update_s": _seconds_after(agent.first_native_update_time,
-                                                       started_at),
+               # seconds from the start of training (not from launch) to the first update
+               # compiled by inductor, and to the first by the C++ op while it compiled (None:
+               # none ran; CUDA runs record neither)
+               "first_compiled_update_train_s": _seconds_after(
+                   agent.first_compiled_update_time, started_at),
+               "first_native_update_train_s": _seconds_after(
+                   agent.first_native_update_time, started_at),
                # the same as Unix times, for a caller that timed the launch (cold_start.py)
                "first_compiled_update_time": agent.first_compiled_update_time,
                "first_native_update_time": agent.first_native_update_time,

@@ -40,8 +40,8 @@ def test_train_writes_outputs(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["test_episodes"] == 2 and summary["seed"] == 3
     # an eager run has neither a compiled update nor the C++ one that bridges its compile
-    assert summary["first_compiled_update_s"] is None
-    assert summary["first_native_update_s"] is None
+    assert summary["first_compiled_update_train_s"] is None
+    assert summary["first_native_update_train_s"] is None
     printed = capsys.readouterr().out
     assert "mean return over 2 test episodes" in printed
 
