@@ -312,9 +312,13 @@ class FastSAC(AgentBase):
         if job is None:
             return False
         compiling = not job.done()
-        if compiling and job.waited() > background.PATIENCE_S:
-            # a machine too busy to give the idle-priority child its time: stop waiting and
-            # compile here (the child's finished kernels are in the cache)
+        if (compiling and job.waited() > background.PATIENCE_S
+                and self._bridge_fn is self._eager_fn):
+            # a machine too busy to give the idle-priority child its time, and a bridge at half
+            # the compiled speed: stop waiting and compile here (the child's finished kernels
+            # are in the cache). The C++ op bridge runs at about the graph's speed: compiling
+            # here would stop training for minutes of a busy machine's CPU to gain nothing, so
+            # with it the run waits for the child however long it takes
             job.give_up()
             compiling = False
         self._bridge_phase(compiling)

@@ -28,8 +28,8 @@ from typing import Any
 
 # off switch, for machines where a child process is unwelcome
 ENV_SWITCH = "FASTSAC_BACKGROUND_COMPILE"
-# wall seconds a training run learns on the bridge before it stops waiting for a child that a busy
-# machine leaves no idle time, and compiles in its own process
+# wall seconds a training run learns on the eager Python bridge (no C++ op) before it stops
+# waiting for a child that a busy machine leaves no idle time, and compiles in its own process
 PATIENCE_S = 180.0
 
 

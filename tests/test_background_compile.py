@@ -99,13 +99,22 @@ def test_failed_background_compile_warns_and_falls_back(monkeypatch):
     assert job.ok is False
 
 
-def test_busy_machine_stops_waiting_for_the_child(monkeypatch):
-    """Past PATIENCE_S on the bridge the child is stopped and the update compiles here."""
+def test_busy_machine_stops_waiting_for_the_child_only_on_the_eager_bridge(monkeypatch):
+    """Past PATIENCE_S on the eager Python bridge (half the compiled speed) the child is stopped
+    and the update compiles here; on the C++ op (about the compiled speed) the run keeps waiting:
+    compiling here would stall training for nothing."""
     monkeypatch.delenv(background.ENV_SWITCH, raising=False)
     monkeypatch.setattr(background, "PATIENCE_S", -1.0)
     agent = FastSAC(make_env("Pendulum-v1"), 500, 16, initial_random_steps=20,
                     hidden_sizes=(10,), seed=0)
     agent._training = True
-    assert not agent._compiling_elsewhere()
-    job = background._JOBS[agent._update_key]
-    assert job.ok is False and job.proc.poll() is not None
+    assert agent._bridge_fn is not agent._eager_fn  # the C++ op
+    try:
+        assert agent._compiling_elsewhere()
+        job = background._JOBS[agent._update_key]
+        assert job.proc.poll() is None and job.ok is not False  # still compiling
+        agent._bridge_fn = agent._eager_fn  # as without the extension's op
+        assert not agent._compiling_elsewhere()
+        assert job.ok is False and job.proc.poll() is not None
+    finally:
+        background._JOBS[agent._update_key].stop()
