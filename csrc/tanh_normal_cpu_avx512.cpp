@@ -42,7 +42,9 @@ inline F16 operator-(F16 a, F16 b) { return _mm512_sub_ps(a.v, b.v); }
 inline F16 operator*(F16 a, F16 b) { return _mm512_mul_ps(a.v, b.v); }
 inline F16 operator/(F16 a, F16 b) { return _mm512_div_ps(a.v, b.v); }
 inline F16 fs_tanh(F16 x) { return Sleef_tanhf16_u10avx512f(x.v); }
-inline F16 fs_sqrt(F16 x) { return _mm512_sqrt_ps(x.v); }
+// (the zero-masked form with every lane on: the same square roots, without GCC 12's false
+// "may be used uninitialized" warning on _mm512_sqrt_ps's undefined pass-through)
+inline F16 fs_sqrt(F16 x) { return _mm512_maskz_sqrt_ps(static_cast<__mmask16>(0xFFFF), x.v); }
 inline F16 fs_exp(F16 x) { return Sleef_expf16_u10avx512f(x.v); }
 inline F16 fs_log(F16 x) { return Sleef_logf16_u10avx512f(x.v); }
 
