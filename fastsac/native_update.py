@@ -27,15 +27,7 @@ def available(device: torch.device | str, world_size: int = 1) -> bool:
     does not), on CPU, one process (a data-parallel update averages gradients, which only the
     Python update does)."""
     return (ops.EXTENSION_LOADED and torch.device(device).type == "cpu" and world_size == 1
-            and has_cpu_kernel("fastsac::sac_update_"))
-
-
-def has_cpu_kernel(op: str) -> bool:
-    """Whether the op ``namespace::name`` exists and has a CPU kernel."""
-    try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key(op, "CPU")
-    except RuntimeError:  # no such op
-        return False
+            and ops.has_kernel("fastsac::sac_update_", "CPU"))
 
 
 def make_native_update(cfg: UpdateConfig) -> Callable[..., torch.Tensor]:

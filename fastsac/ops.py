@@ -30,6 +30,7 @@ __all__ = [
     "polyak_",
     "require_extension",
     "has_cuda_kernels",
+    "has_kernel",
     "cpu_simd",
     "CPU_SIMD_BUILDS",
     "set_product_threads",
@@ -293,6 +294,13 @@ def cpu_simd(request: str | None = None) -> str:
 
 def has_cuda_kernels() -> bool:
     """True when the loaded extension has CUDA kernels registered for the ops."""
-    if not EXTENSION_LOADED:
+    return EXTENSION_LOADED and has_kernel("fastsac::tanh_normal", "CUDA")
+
+
+def has_kernel(op: str, dispatch_key: str) -> bool:
+    """Whether the op ``namespace::name`` exists and has a kernel for ``dispatch_key`` ("CPU",
+    "CUDA"); an extension built before the op has no such op."""
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(op, dispatch_key)
+    except RuntimeError:  # no such op
         return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key("fastsac::tanh_normal", "CUDA")
