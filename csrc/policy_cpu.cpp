@@ -69,6 +69,8 @@ at::Tensor policy_action_cpu(const at::Tensor& state, at::TensorList actor, cons
   TORCH_CHECK(w_ls.dim() == 2 && w_mu.dim() == 2 && w_ls.size(1) == width &&
                   w_mu.size(1) == width && w_ls.size(0) == act_dim,
               "policy_action: the heads do not take the last hidden layer's ", width, " values");
+  TORCH_CHECK(actor[2 * layers + 1].numel() == act_dim && actor[2 * layers + 3].numel() == act_dim,
+              "policy_action: the heads' biases must hold ", act_dim, " values");
   TORCH_CHECK(eps.numel() == n * act_dim && eps.scalar_type() == dtype,
               "policy_action: eps must hold ", n, " x ", act_dim, " values of the state's dtype");
   std::vector<at::Tensor> p;

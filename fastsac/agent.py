@@ -29,9 +29,11 @@ from fastsac import background_compile as background
 from fastsac import native_update, ops
 from fastsac.base import AgentBase
 from fastsac.buffer import ReplayBuffer
-from fastsac.flat import flatten_params
+from fastsac.flat import adopt_optimizer_state, flatten_params
 from fastsac.state import (
     BATCH_KEYS,
+    MODULES,
+    OPTIMIZER_OF,
     SLOT_NAMES,
     Batch,
     UpdateState,
@@ -103,6 +105,8 @@ class FastSAC(AgentBase):
             world_size=self.world_size,
             shapes={"actor": self._flat["actor"].shapes, "critic_q": self._flat["qf_1"].shapes,
                     "critic_v": self._flat["vf"].shapes})
+        adam = self._cfg.adam_settings
+        self._adam_items = (tuple(adam), tuple(adam.values()))  # for _still_bound
         self._update_fn = make_update(self._cfg, self.compile, self.device, self.dtype,
                                       self.batch_size)
         self._eager_fn = make_update(self._cfg, False, self.device, self.dtype, self.batch_size)
@@ -153,21 +157,110 @@ class FastSAC(AgentBase):
         return optim.Adam(params, lr=self.lr, capturable=self.device.type == "cuda")
 
     def _flatten(self) -> None:
-        """Lay every slot's parameters and Adam state out in flat buffers (fastsac.flat)."""
+        """Lay every slot's parameters and Adam state out in flat buffers (fastsac.flat), and
+        keep the optimizers' state there through ``load_state_dict``: a load whose Adam settings
+        or step counts the update cannot run is refused before it changes anything; an accepted
+        one is copied into the buffers."""
         step_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         self._flat = {name: flatten_params(slot_parameters(self, name), optimizer_of(self, name),
                                            step_device)
                       for name in SLOT_NAMES}
+        self._optimizers = {name: optimizer_of(self, name) for name in SLOT_NAMES
+                            if optimizer_of(self, name) is not None}
+        self._bindings = self._current_bindings()
+        for name, optimizer in self._optimizers.items():
+            optimizer.register_load_state_dict_pre_hook(self._refuse_unfit_state(name))
+            optimizer.register_load_state_dict_post_hook(
+                lambda opt, name=name: adopt_optimizer_state(
+                    self._flat[name], slot_parameters(self, name), opt))
+
+    def _refuse_unfit_state(self, name: str):
+        def pre_hook(optimizer, saved):
+            problem = self._optimizer_state_problem(saved)
+            if problem:
+                raise ValueError(f"{OPTIMIZER_OF[name]}: {problem}")
+        return pre_hook
+
+    def _optimizer_state_problem(self, saved: dict) -> str | None:
+        """Why an optimizer ``state_dict`` cannot be FastSAC's (None if it can): its Adam
+        settings are compiled into the update, and each network keeps one step count."""
+        problem = self._adam_settings_problem(saved.get("param_groups", []))
+        if problem:
+            return problem
+        ids = [i for g in saved.get("param_groups", []) for i in g["params"]]
+        steps = {float(saved["state"][i]["step"]) if i in saved.get("state", {}) else 0.0
+                 for i in ids}
+        if len(steps) > 1:
+            return (f"its parameters have different Adam step counts {sorted(steps)}; FastSAC "
+                    "keeps one count per network")
+        return None
+
+    def _adam_settings_problem(self, groups: list[dict]) -> str | None:
+        want = self._cfg.adam_settings
+        for group in groups:
+            for key, value in want.items():
+                got = group.get(key, value)
+                same = (tuple(float(b) for b in got) == value if key == "betas"
+                        else float(got) == value)
+                if not same:
+                    return (f"Adam {key}={got!r}, but FastSAC's update is built for "
+                            f"{key}={value!r}: it does not read the optimizers' settings "
+                            "(learning-rate schedules included). Create the agent with "
+                            f"lr=... to change the learning rate")
+        return None
+
+    def _current_bindings(self) -> tuple[list, list]:
+        """What ``_check_bound`` compares, for its fast path: (the agent's attribute, the
+        object it holds) for each slot and optimizer, and (the parameter dict holding it, its
+        name, the parameter, its address) for each parameter (``module.parameters()`` itself
+        costs more than an update's worth of Python to walk)."""
+        objects = [(name, getattr(self, name)) for name in SLOT_NAMES]
+        objects += [(OPTIMIZER_OF[name], opt) for name, opt in self._optimizers.items()]
+        params = [(owner._parameters, key, p, p.data_ptr())
+                  for name in MODULES for owner in getattr(self, name).modules()
+                  for key, p in owner._parameters.items() if p is not None]
+        params.append((self.__dict__, "log_alpha", self.log_alpha, self.log_alpha.data_ptr()))
+        return objects, params
+
+    def _still_bound(self) -> bool:
+        objects, params = self._bindings
+        keys, values = self._adam_items
+        return (all(getattr(self, attr) is obj for attr, obj in objects)
+                and all(owner.get(key) is p and p.data_ptr() == address
+                        for owner, key, p, address in params)
+                and all(tuple(g.get(k) for k in keys) == values
+                        for opt in self._optimizers.values() for g in opt.param_groups))
+
+    def _check_bound(self) -> None:
+        """Raise unless the update still works on what the agent shows: the modules'
+        parameters are views of the flat buffers and the optimizers are the agent's own, with
+        the Adam settings the update is built for. Checked at each ``train`` and each
+        ``update_model`` called on its own (nothing can change them inside ``train``)."""
+        if self._still_bound():
+            return
+        for name in SLOT_NAMES:
+            if not self._flat[name].owns(slot_parameters(self, name)):
+                raise RuntimeError(
+                    f"FastSAC.{name}'s parameters were replaced (module.to(), "
+                    "load_state_dict(assign=True), ...); FastSAC updates its own parameter "
+                    "buffers. Load weights with load_state_dict() (in place) or agent.load().")
+        for name, optimizer in self._optimizers.items():
+            if optimizer_of(self, name) is not optimizer:
+                raise RuntimeError(
+                    f"FastSAC.{OPTIMIZER_OF[name]} was replaced; FastSAC's update keeps the Adam "
+                    "state of the optimizer it was built with. Load a state into that one "
+                    "(load_state_dict() or agent.load()).")
+            problem = self._adam_settings_problem(optimizer.param_groups)
+            if problem:
+                raise RuntimeError(f"{OPTIMIZER_OF[name]}: {problem}")
+        # new objects over the same memory (e.g. a Parameter re-wrapping its own view)
+        self._bindings = self._current_bindings()
 
     def _bound_state(self) -> UpdateState:
-        """The flat buffers the update works on (checked to still hold the parameters)."""
+        """The flat buffers the update works on (checked when first bound, see
+        ``_check_bound``)."""
         if self._state is None:
-            for name in SLOT_NAMES:
-                if not self._flat[name].owns(slot_parameters(self, name)):
-                    raise RuntimeError(
-                        f"FastSAC.{name}'s parameters were replaced (module.to(), "
-                        "load_state_dict(assign=True), ...); FastSAC updates its own parameter "
-                        "buffers. Load weights with load_state_dict() (in place) or agent.load().")
+            self._check_bound()
             self._state = UpdateState(**{
                 name: self._flat[name].params if optimizer_of(self, name) is None
                 else self._flat[name].tensors() for name in SLOT_NAMES})
@@ -190,7 +283,7 @@ class FastSAC(AgentBase):
         # select_action).
         state = np.asarray(state)
         if self.device.type == "cpu":
-            self._bound_state()  # checks, once, that the parameters are still the agent's
+            self._bound_state()  # binds _actor_params
             actor = self.actor
             shape = (self.obs_dim,) if state.ndim <= 1 else (-1, self.obs_dim)
             with torch.inference_mode():
@@ -205,7 +298,7 @@ class FastSAC(AgentBase):
         """One pinned host-to-device copy, the forward, one device-to-host copy into pinned
         memory, and one synchronisation (an event) before the host reads it, for one state or
         for the rows of a vector env."""
-        self._bound_state()  # checks, once, that the parameters are still the agent's
+        self._bound_state()  # binds the actor's parameters
         rows = state.shape[0] if state.ndim == 2 else None
         # pinned buffers for the most rows seen (a vector env's acting envs vary in number
         # under NEXT_STEP autoreset); one state uses their first row
@@ -276,6 +369,8 @@ class FastSAC(AgentBase):
         the notebook's rule on ``total_step``; ``train`` passes its update count's).
         Returns ``(actor_loss, qf_loss, vf_loss, alpha_loss)``."""
         policy_step = self._is_policy_step(policy_step)
+        if not self._training:
+            self._check_bound()
         if self.use_cuda_graph and batch is None and noise is None:
             losses = self._replay_graph(policy_step)
         else:
@@ -289,6 +384,7 @@ class FastSAC(AgentBase):
         return actor_loss, losses[1], losses[2], losses[3]
 
     def train(self, *args, **kwargs) -> dict[str, list[float]]:
+        self._check_bound()
         self._training = True
         try:
             return super().train(*args, **kwargs)

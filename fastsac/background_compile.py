@@ -1,11 +1,11 @@
 """Building a compiled update in a background process, so a training run never waits on the
 compiler.
 
-With empty caches, compiling the update's two graphs (policy step or not) takes tens of seconds
-of CPU (docs/design.md, "Cold start"). ``FastSAC.train`` therefore starts a child process that
-compiles them on zero tensors of the right shapes, at idle priority (nice 19), and learns
-meanwhile with the same update built ahead of time as one C++ op (``fastsac.native_update``;
-they agree to rounding). The child
+With empty caches, compiling the update's two graphs (policy step or not) takes long
+(docs/design.md, "Cold start"; BENCHMARKS.md has the times). ``FastSAC.train`` therefore
+starts a child process that compiles them on zero tensors of the right shapes, at idle
+priority (nice 19), and learns meanwhile with the same update built ahead of time as one C++
+op (``fastsac.native_update``; they agree to rounding). The child
 fills torch.compile's on-disk caches (inductor's FX graph and kernel caches, AOTAutograd's);
 once it is done, the training process switches to the compiled update, which then loads from
 those caches instead of compiling. With a spare core the compiler runs there; on a busy machine
@@ -44,7 +44,8 @@ class Job:
         self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastsac.background_compile"], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=self._log, preexec_fn=_idle_priority)
+            stdout=subprocess.DEVNULL, stderr=self._log)
+        _idle_priority(self.proc.pid)
         try:
             self.proc.stdin.write(pickle.dumps(request))
             self.proc.stdin.close()
@@ -111,8 +112,13 @@ def _stop_all() -> None:
             job.stop()
 
 
-def _idle_priority() -> None:
-    os.nice(19)
+def _idle_priority(pid: int) -> None:
+    """Nice 19 for the child, set from here: a ``preexec_fn`` doing it in the child is unsafe
+    in a process with threads (torch's, tqdm's), which this one has."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, 19)
+    except (AttributeError, OSError):  # no setpriority here, or the child already exited
+        pass
 
 
 def _compile(request: dict[str, Any]) -> None:

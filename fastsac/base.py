@@ -28,6 +28,7 @@ from fastsac.state import MODULES, SLOT_NAMES, slot_parameters
 from fastsac.vector import VectorSteps
 
 LEARNING_RATE = 3e-4
+INITIAL_RANDOM_STEPS = 10_000  # the notebook's warm-up of uniform random actions
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -99,6 +100,28 @@ def _check_target_entropy(value: Any, action_dim: int) -> float:
     return float(value)
 
 
+def check_settings(memory_size: Any, batch_size: Any, gamma: Any = 0.99, tau: Any = 5e-3,
+                   initial_random_steps: Any = INITIAL_RANDOM_STEPS, policy_update_freq: Any = 2,
+                   hidden_sizes: Any = DEFAULT_HIDDEN_SIZES, lr: Any = LEARNING_RATE,
+                   updates_per_step: Any = 1.0, seed: Any = None) -> dict[str, Any]:
+    """The agent's settings that need no env, checked (``ValueError``/``TypeError`` saying
+    which is bad); ``updates_per_step`` as an exact fraction. The constructor's checks, and
+    the CLI's before it starts a data-parallel run's processes (one message, not one a rank)."""
+    memory_size = _check_int("memory_size", memory_size, 1)
+    return {
+        "memory_size": memory_size,
+        "batch_size": _check_int("batch_size", batch_size, 1, memory_size),
+        "gamma": _check_unit_interval("gamma", gamma),
+        "tau": _check_unit_interval("tau", tau),
+        "initial_random_steps": _check_int("initial_random_steps", initial_random_steps, 0),
+        "policy_update_freq": _check_int("policy_update_freq", policy_update_freq, 1),
+        "hidden_sizes": check_hidden_sizes(hidden_sizes),
+        "lr": _check_positive_float("lr", lr),
+        "updates_per_step": _check_updates_per_step(updates_per_step),
+        "seed": None if seed is None else _check_int("seed", seed, 0),
+    }
+
+
 class AgentBase:
     """SAC agent interacting with a gymnasium environment (the notebook's ``SACAgent`` API).
 
@@ -147,7 +170,7 @@ class AgentBase:
         batch_size: int,
         gamma: float = 0.99,
         tau: float = 5e-3,
-        initial_random_steps: int = int(1e4),
+        initial_random_steps: int = INITIAL_RANDOM_STEPS,
         policy_update_freq: int = 2,
         *,
         hidden_sizes: tuple[int, ...] = DEFAULT_HIDDEN_SIZES,
@@ -160,15 +183,14 @@ class AgentBase:
         data_parallel: bool = False,
     ):
         obs_dim, action_dim = space_dims(env)
-        self.memory_size = _check_int("memory_size", memory_size, 1)
-        self.batch_size = _check_int("batch_size", batch_size, 1, self.memory_size)
-        self.gamma = _check_unit_interval("gamma", gamma)
-        self.tau = _check_unit_interval("tau", tau)
-        self.initial_random_steps = _check_int("initial_random_steps", initial_random_steps, 0)
-        self.policy_update_freq = _check_int("policy_update_freq", policy_update_freq, 1)
-        self.hidden_sizes = check_hidden_sizes(hidden_sizes)
-        self.lr = _check_positive_float("lr", lr)
-        self._update_ratio = _check_updates_per_step(updates_per_step)
+        checked = check_settings(memory_size, batch_size, gamma, tau, initial_random_steps,
+                                 policy_update_freq, hidden_sizes, lr, updates_per_step, seed)
+        self.memory_size, self.batch_size = checked["memory_size"], checked["batch_size"]
+        self.gamma, self.tau = checked["gamma"], checked["tau"]
+        self.initial_random_steps = checked["initial_random_steps"]
+        self.policy_update_freq = checked["policy_update_freq"]
+        self.hidden_sizes, self.lr = checked["hidden_sizes"], checked["lr"]
+        self._update_ratio = checked["updates_per_step"]
         self.updates_per_step = float(updates_per_step)
         self.target_entropy = _check_target_entropy(target_entropy, action_dim)
         if dtype not in (torch.float32, torch.float64):
@@ -179,8 +201,8 @@ class AgentBase:
                              "than one process (torchrun --nproc-per-node N ...)")
         self.rank = self.world.rank if self.world else 0
         self.world_size = self.world.size if self.world else 1
+        seed = checked["seed"]
         if seed is not None:
-            seed = _check_int("seed", seed, 0)
             torch.manual_seed(seed)
         self.seed = seed
         # each rank its own streams: envs, warm-up actions, replay sampling, noise
@@ -656,6 +678,11 @@ class AgentBase:
         if self.world is not None and self.rank != 0:
             checkpoint.load_rank(self, path)
         self._after_load()
+
+    def _optimizer_state_problem(self, saved: dict) -> str | None:
+        """Why an optimizer ``state_dict`` (already checked to fit the parameters) cannot be
+        loaded into this agent, or None: the reference takes any Adam state, as torch does."""
+        return None
 
     def _after_load(self) -> None:
         """Hook: FastSAC re-binds its compiled update to the loaded tensors."""

@@ -128,7 +128,7 @@ def mm_cases(sizes=((128, 128, 128), (256, 128, 128))) -> list[Case]:
 
             cases.append(Case(group, "torch.mm (MKL)", make(torch.mm), baseline=True,
                               params={"m": m, "k": k, "n": n}))
-            cases.append(Case(group, f"fastsac::mm ({ops.cpu_simd()} build)",
+            cases.append(Case(group, f"fastsac::mm ({ops.kernel_build()} build)",
                               make(torch.ops.fastsac.mm), params={"m": m, "k": k, "n": n}))
     return cases
 

@@ -19,17 +19,20 @@ import time
 from fastsac import bench
 from fastsac.base import devices_for
 
+# the parts of the suite, for --only
+PARTS = ("ops", "buffer", "update", "select", "e2e")
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmark suite; writes JSON, Markdown and a PNG chart",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="fewer sizes and frames (~3 minutes)")
+    p.add_argument("--quick", action="store_true", help="fewer sizes and frames")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--out", default=os.path.join("benchmarks", "results"))
     p.add_argument("--no-e2e", action="store_true", help="skip the end-to-end training runs")
     p.add_argument("--no-sb3", action="store_true", help="leave Stable-Baselines3 out")
     p.add_argument("--only", default=None,
-                   help="comma-separated subset: ops,buffer,update,select,e2e")
+                   help=f"comma-separated subset: {','.join(PARTS)}")
 
 
 def write_report(stem: str, report: dict, markdown: str) -> None:
@@ -114,7 +117,10 @@ def _by_group(cases: list[bench.Case]) -> list[list[bench.Case]]:
 
 def run(args: argparse.Namespace) -> int:
     devices = devices_for(args.device)
-    only = set(args.only.split(",")) if args.only else {"ops", "buffer", "update", "select", "e2e"}
+    only = set(args.only.split(",")) if args.only else set(PARTS)
+    if only - set(PARTS):
+        raise ValueError(f"--only: unknown part(s) {', '.join(sorted(only - set(PARTS)))}; "
+                         f"choose from {', '.join(PARTS)}")
     if args.no_e2e:
         only.discard("e2e")
     quick = args.quick
@@ -152,14 +158,10 @@ def run(args: argparse.Namespace) -> int:
     info = bench.machine_info(devices[-1])
     report = {"date": datetime.date.today().isoformat(), "quick": quick, "machine": info,
               "micro": micro, "e2e": e2e, "seconds": round(time.perf_counter() - start, 1)}
-    os.makedirs(args.out, exist_ok=True)
     suffix = "-quick" if quick else ""
     stem = os.path.join(args.out, f"{machine_slug(info)}-{report['date']}{suffix}")
-    with open(stem + ".json", "w") as f:
-        json.dump(report, f, indent=2)
     markdown = to_markdown(report)
-    with open(stem + ".md", "w") as f:
-        f.write(markdown)
+    write_report(stem, report, markdown)
     to_chart(report, stem + ".png")
     print(markdown)
     print(f"wrote {stem}.json, .md, .png ({report['seconds']:.0f} s)")

@@ -185,6 +185,9 @@ def validate(agent, state: dict[str, Any]) -> None:
         _check_tensors(name, getattr(agent, name).state_dict(), modules.get(name) or {})
     for name in OPTIMIZERS:
         _check_optimizer(name, getattr(agent, name), optimizers.get(name))
+        problem = agent._optimizer_state_problem(optimizers[name])
+        if problem:
+            raise ValueError(f"{name}: {problem}")
     log_alpha = state.get("log_alpha")
     if not isinstance(log_alpha, torch.Tensor) or log_alpha.shape != agent.log_alpha.shape:
         raise ValueError("checkpoint lacks a log_alpha of the right shape")
@@ -205,36 +208,13 @@ def validate(agent, state: dict[str, Any]) -> None:
         agent.memory.check_state_dict(state["buffer"])
 
 
-def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict) -> None:
-    """Copy into the existing state tensors where their layout matches (FastSAC pre-creates
-    them), else let torch build the state (the reference's lazily created Adam state)."""
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    saved_ids = [i for g in saved["param_groups"] for i in g["params"]]
-    in_place = all(
-        idx in saved["state"]
-        and set(optimizer.state.get(p, {})) == set(saved["state"][idx])
-        for idx, p in zip(saved_ids, params, strict=True)
-    )
-    if not in_place:
-        optimizer.load_state_dict(saved)
-        return
-    with torch.no_grad():
-        for idx, p in zip(saved_ids, params, strict=True):
-            for key, value in saved["state"][idx].items():
-                optimizer.state[p][key].copy_(value)
-    for group, saved_group in zip(optimizer.param_groups, saved["param_groups"], strict=True):
-        for key, value in saved_group.items():
-            if key != "params":
-                group[key] = value
-
-
 def apply(agent, state: dict[str, Any]) -> None:
     with torch.no_grad():
         for name in MODULES:
             getattr(agent, name).load_state_dict(state["modules"][name])
         agent.log_alpha.copy_(state["log_alpha"])
-    for name in OPTIMIZERS:
-        _load_optimizer(getattr(agent, name), state["optimizers"][name])
+    for name in OPTIMIZERS:  # torch's own load: FastSAC's hooks keep the state in its buffers
+        getattr(agent, name).load_state_dict(state["optimizers"][name])
     agent.total_step = state["total_step"]
     # files written before updates were counted apart: one env, one update per frame, so the
     # last update's number was its frame (none yet during the warm-up)

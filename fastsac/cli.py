@@ -10,48 +10,61 @@ import time
 from collections.abc import Sequence
 
 from fastsac import resume, run_log
+from fastsac.base import INITIAL_RANDOM_STEPS, LEARNING_RATE, check_settings
+from fastsac.envs import VECTORIZATIONS
+from fastsac.networks import DEFAULT_HIDDEN_SIZES
 
 # Settings of `fastsac train --preset NAME`; explicit options override them.
 PRESETS: dict[str, dict] = {
     # the notebook's run: Pendulum, 128-128 nets
-    "notebook": {"env": "Pendulum-v1", "frames": 50_000, "hidden": (128, 128), "lr": 3e-4,
-                 "batch_size": 128, "memory_size": 100_000, "initial_random_steps": 10_000},
+    "notebook": {"env": "Pendulum-v1", "frames": 50_000, "hidden": DEFAULT_HIDDEN_SIZES,
+                 "lr": LEARNING_RATE, "batch_size": 128, "memory_size": 100_000,
+                 "initial_random_steps": INITIAL_RANDOM_STEPS},
     # the SAC paper's MuJoCo settings (Haarnoja et al. 2018, appendix D): 256-256 nets, batch
     # 256, a 1M buffer, lr 3e-4 for every network, 1M frames; 10k random warm-up steps as the
     # notebook and the SB3/CleanRL MuJoCo recipes take (the paper's code uses 1k-10k)
-    "mujoco": {"env": "HalfCheetah-v5", "frames": 1_000_000, "hidden": (256, 256), "lr": 3e-4,
-               "batch_size": 256, "memory_size": 1_000_000, "initial_random_steps": 10_000},
+    "mujoco": {"env": "HalfCheetah-v5", "frames": 1_000_000, "hidden": (256, 256),
+               "lr": LEARNING_RATE, "batch_size": 256, "memory_size": 1_000_000,
+               "initial_random_steps": INITIAL_RANDOM_STEPS},
 }
 
 
 # Defaults of the options no preset sets. Every option defaults to None on the command line,
 # so --resume can tell the options given from the ones left unset.
 # What a run writes in its --out folder.
-OUTPUT_FILES = (resume.CHECKPOINT_NAME, "metrics.csv", "summary.json", "learning_curve.png")
+METRICS_NAME, SUMMARY_NAME, PLOT_NAME = "metrics.csv", "summary.json", "learning_curve.png"
+OUTPUT_FILES = (resume.CHECKPOINT_NAME, METRICS_NAME, SUMMARY_NAME, PLOT_NAME)
 DEFAULTS: dict = {"preset": "notebook", "nproc": 1, "num_envs": 1, "vectorization": "sync",
                   "updates_per_step": 1.0, "seed": 777, "device": "auto", "eager": False,
                   "background_compile": True, "test_episodes": 10}
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train FastSAC (default: the notebook's Pendulum run)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # (no ArgumentDefaultsHelpFormatter: every option defaults to None here, see DEFAULTS;
+    # the help texts name the real defaults)
+    p = sub.add_parser("train", help="train FastSAC (default: the notebook's Pendulum run)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="a set of defaults: 'notebook' (Pendulum, 128-128, batch 128; the "
                    "default) or 'mujoco' (SAC paper: 256-256, batch 256, 1M buffer, lr 3e-4)")
     p.add_argument("--env", default=None, help="gymnasium env id (Box actions); "
                    "default: the preset's")
-    p.add_argument("--frames", type=int, default=None, help="env steps to train for")
+    p.add_argument("--frames", type=int, default=None,
+                   help="env steps to train for (default: the preset's)")
     p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
-                   help="hidden layer widths of every network, e.g. --hidden 256 256")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (all networks)")
-    p.add_argument("--memory-size", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--initial-random-steps", type=int, default=None)
+                   help="hidden layer widths of every network, e.g. --hidden 256 256 (default: the "
+                   "preset's)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (all networks; default: the preset's)")
+    p.add_argument("--memory-size", type=int, default=None,
+                   help="replay buffer capacity (default: the preset's)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="transitions per update (default: the preset's)")
+    p.add_argument("--initial-random-steps", type=int, default=None,
+                   help="random actions before learning starts (default: the preset's)")
     p.add_argument("--num-envs", type=int, default=None,
                    help="envs stepped together (a gymnasium vector env when > 1); --frames "
                    "counts the transitions of all of them (default 1)")
-    p.add_argument("--vectorization", choices=("sync", "async"), default=None,
+    p.add_argument("--vectorization", choices=VECTORIZATIONS, default=None,
                    help="with --num-envs > 1: step the envs in this process or one "
                    "subprocess each (default sync)")
     p.add_argument("--updates-per-step", type=float, default=None,
@@ -171,6 +184,11 @@ def _check_new_run(args: argparse.Namespace) -> None:
         raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
     if args.checkpoint_every < 1:
         raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    if args.test_episodes < 1:
+        raise ValueError(f"--test-episodes must be >= 1, got {args.test_episodes}")
+    check_settings(args.memory_size, args.batch_size,
+                   initial_random_steps=args.initial_random_steps, hidden_sizes=tuple(args.hidden),
+                   lr=args.lr, updates_per_step=args.updates_per_step, seed=args.seed)
     if not args.overwrite and os.path.exists(resume.checkpoint_path(args.out)):
         raise ValueError(f"{args.out} holds a run (its checkpoint.pt): continue it with "
                          f"--resume {args.out}, start afresh with --overwrite, or pick another "
@@ -251,14 +269,14 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
     try:
         if remaining > 0:
             history = agent.train(
-                remaining, plot_path=os.path.join(args.out, "learning_curve.png") if rank == 0
+                remaining, plot_path=os.path.join(args.out, PLOT_NAME) if rank == 0
                 else None, progress=not args.no_progress and rank == 0,
                 checkpoint_path=checkpoint_file,
                 checkpoint_every=max(1, args.checkpoint_every // nproc),
-                metrics_path=os.path.join(args.out, "metrics.csv"))
+                metrics_path=os.path.join(args.out, METRICS_NAME))
         else:  # the run had finished training: only its outputs are left to write
             history = agent.history
-            run_log.write_metrics(os.path.join(args.out, "metrics.csv"), history)
+            run_log.write_metrics(os.path.join(args.out, METRICS_NAME), history)
             agent.output_seconds = 0.0
     except TrainingDiverged as exc:
         print(f"fastsac train: error: {exc}", file=sys.stderr)
@@ -273,8 +291,11 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
     seconds = time.perf_counter() - start  # the run: training and its outputs
     output_seconds = agent.output_seconds + seconds - train_seconds
     eval_env = make_env(args.env)
-    eval_env.reset(seed=args.seed + 1)
-    scores = agent.evaluate(args.test_episodes, env=eval_env)
+    try:
+        eval_env.reset(seed=args.seed + 1)
+        scores = agent.evaluate(args.test_episodes, env=eval_env)
+    finally:
+        eval_env.close()
     summary = {"env": args.env, "frames": args.frames, "seed": args.seed,
                "preset": args.preset, "hidden_sizes": list(agent.hidden_sizes),
                "batch_size": agent.batch_size, "memory_size": agent.memory_size,
@@ -301,11 +322,11 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
                "first_native_update_time": agent.first_native_update_time,
                "test_episodes": len(scores), "test_mean_return": float(np.mean(scores)),
                "test_returns": [round(s, 2) for s in scores]}
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
+    with open(os.path.join(args.out, SUMMARY_NAME), "w") as f:
         json.dump(summary, f, indent=2)
     print(f"trained {frames} frames in {train_seconds:.0f} s "
           f"({frames / max(train_seconds, 1e-9):.0f} frames/s)")
-    print(f"outputs in {args.out}/: learning_curve.png, checkpoint.pt, metrics.csv, summary.json")
+    print(f"outputs in {args.out}/: {', '.join(OUTPUT_FILES)}")
     print(f"mean return over {len(scores)} test episodes: {np.mean(scores):.1f}")
     return 0
 

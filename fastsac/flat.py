@@ -62,10 +62,39 @@ def flatten_params(params: list[torch.Tensor], optimizer: torch.optim.Optimizer 
             p.data = view
         exp_avg, exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
         steps = torch.zeros(len(params), dtype=torch.float32, device=step_device)
+    group = FlatGroup(flat, exp_avg, exp_avg_sq, steps, shapes)
     if optimizer is not None:
-        avg_views = unflatten(exp_avg, shapes)
-        sq_views = unflatten(exp_avg_sq, shapes)
+        _point_state_at_views(group, params, optimizer)
+    return group
+
+
+def _point_state_at_views(group: FlatGroup, params: list[torch.Tensor],
+                          optimizer: torch.optim.Optimizer) -> None:
+    avg_views = unflatten(group.exp_avg, group.shapes)
+    sq_views = unflatten(group.exp_avg_sq, group.shapes)
+    for i, p in enumerate(params):
+        optimizer.state[p] = {"step": group.steps[i], "exp_avg": avg_views[i],
+                              "exp_avg_sq": sq_views[i]}
+
+
+def adopt_optimizer_state(group: FlatGroup, params: list[torch.Tensor],
+                          optimizer: torch.optim.Optimizer) -> None:
+    """Copy the Adam state ``optimizer`` holds now into the group's buffers (zeros and step 0
+    for a parameter it holds none for) and make its entries views of them again.
+
+    Why: ``optimizer.load_state_dict`` replaces the state entries with tensors of its own,
+    which the update (reading the buffers) would no longer see."""
+    with torch.no_grad():
+        avg_views = unflatten(group.exp_avg, group.shapes)
+        sq_views = unflatten(group.exp_avg_sq, group.shapes)
         for i, p in enumerate(params):
-            optimizer.state[p] = {"step": steps[i], "exp_avg": avg_views[i],
-                                  "exp_avg_sq": sq_views[i]}
-    return FlatGroup(flat, exp_avg, exp_avg_sq, steps, shapes)
+            entry = optimizer.state.get(p)
+            if entry:
+                avg_views[i].copy_(entry["exp_avg"])
+                sq_views[i].copy_(entry["exp_avg_sq"])
+                group.steps[i].fill_(float(entry["step"]))
+            else:
+                avg_views[i].zero_()
+                sq_views[i].zero_()
+                group.steps[i].fill_(0.0)
+    _point_state_at_views(group, params, optimizer)

@@ -2,12 +2,12 @@
 csrc/sac_update_cpu.cpp): what ``FastSAC.train`` runs on CPU while torch.compile builds the
 update's graph.
 
-Why: with empty caches the compiled graph takes tens of seconds of CPU to build
-(docs/design.md, "Cold start"). The eager Python update could bridge that time, but at about
-twice the compiled update's time per update; this op is the same explicit backward
-(``fastsac.update.sac_update``, step for step) without Python between its ops, so the first
-updates of a run already run at about the compiled graph's speed (with the SIMD builds of the
-CPU kernels; BENCHMARKS.md). It takes the
+Why: with empty caches the compiled graph takes long to build (docs/design.md, "Cold
+start"). The eager Python update could bridge that time, but far slower than the compiled
+update; this op is the same explicit backward (``fastsac.update.sac_update``, step for step)
+without Python between its ops, so the first updates of a run already run close to the
+compiled graph's speed (with the SIMD builds of the CPU kernels; BENCHMARKS.md has the
+numbers). It takes the
 agent's flat buffers (``fastsac.state.UpdateState``) and updates them in place, like the graph.
 """
 

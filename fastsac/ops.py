@@ -32,6 +32,7 @@ __all__ = [
     "has_cuda_kernels",
     "has_kernel",
     "cpu_simd",
+    "kernel_build",
     "CPU_SIMD_BUILDS",
     "set_product_threads",
 ]
@@ -290,6 +291,12 @@ def cpu_simd(request: str | None = None) -> str:
     if request is not None and request not in CPU_SIMD_BUILDS:
         raise ValueError(f"cpu_simd: {request!r} is not one of {CPU_SIMD_BUILDS}")
     return torch.ops.fastsac._cpu_simd(request or "")
+
+
+def kernel_build() -> str:
+    """What runs the CPU ops, for reports: the build in use (``cpu_simd()``), or the
+    pure-torch fallback when the extension is missing."""
+    return cpu_simd() if EXTENSION_LOADED else "pure-torch FALLBACK"
 
 
 def has_cuda_kernels() -> bool:

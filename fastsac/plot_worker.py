@@ -1,12 +1,12 @@
 """Writing the training plot in a separate process, so drawing it never holds up training.
 
-Drawing the five-panel figure with matplotlib's Agg costs a good fraction of a second (more
-the first time, with matplotlib's import): on the training loop's thread that is time taken
-from training, and a thread would hold the GIL while it draws. ``train()`` therefore hands the
-figure's data to a child process: the loop saves the (thinned) curves to a small ``.npz`` file
-and writes one line to the child's stdin, which costs about a millisecond. The child draws each
-request in turn and writes the PNG atomically; ``close()`` waits for the last one, so the
-file is there when ``train()`` returns.
+Drawing the five-panel figure with matplotlib's Agg is slow (slower the first time, with
+matplotlib's import; BENCHMARKS.md, "Outputs"): on the training loop's thread that is time
+taken from training, and a thread would hold the GIL while it draws. ``train()`` therefore
+hands the figure's data to a child process: the loop saves the (thinned) curves to a small
+``.npz`` file and writes one line to the child's stdin, a small fraction of a draw. The child
+draws each request in turn and writes the PNG atomically; ``close()`` waits for the last one,
+so the file is there when ``train()`` returns.
 
 Run as ``python .../fastsac/plot_worker.py`` (a script, so the child imports numpy and
 matplotlib but not torch): one request per stdin line, ``<npz path>\\t<png path>``, until
@@ -22,8 +22,6 @@ import subprocess
 import sys
 
 import numpy as np
-
-CURVES = ("actor", "qf", "vf", "alpha")
 
 
 class PlotWorker:
@@ -56,11 +54,12 @@ class PlotWorker:
         self.proc.stdin.write(f"{data}\t{path}\n")
         self.proc.stdin.flush()
 
-    def close(self, timeout: float = 60.0) -> None:
+    def close(self, timeout: float = 60.0) -> bool:
         """Wait until the child has drawn every figure submitted and exited (it imports no
-        torch, so it exits at once)."""
+        torch, so it exits at once). False if it failed or timed out: then the last figure
+        may be missing."""
         if self.proc is None:
-            return
+            return True
         proc, self.proc = self.proc, None
         try:
             proc.stdin.close()
@@ -72,12 +71,17 @@ class PlotWorker:
             proc.kill()
             proc.wait()
         self._clean()
+        return proc.returncode == 0
 
     def abandon(self) -> None:
         """Stop the child (it failed): kill it and delete the data it did not draw."""
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
+            try:
+                self.proc.stdin.close()
+            except OSError:  # its pipe is broken: nothing left to flush
+                pass
             self.proc = None
         self._clean()
 
@@ -99,19 +103,23 @@ def _reap() -> None:
             proc.wait()
 
 
-def _plotting():
-    """fastsac.plotting; in the child, loaded from its file (importing the fastsac package
-    would import torch, seconds of start-up for a process that only draws)."""
+def _sibling(name: str):
+    """The module ``fastsac.<name>``; in the child, loaded from its file (importing the fastsac
+    package would import torch, a slow start for a process that only draws)."""
     if __package__:
-        from fastsac import plotting
-
-        return plotting
+        return importlib.import_module(f"fastsac.{name}")
     spec = importlib.util.spec_from_file_location(
-        "fastsac_plotting", os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                         "plotting.py"))
+        f"fastsac_{name}", os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _plotting():
+    return _sibling("plotting")
+
+
+CURVES = _sibling("curves").CURVE_KEYS  # the loss curves drawn, in the figure's order
 
 
 def _remove(path: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -105,6 +106,7 @@ class PlotSchedule:
         self._cost = self.FIRST_COST_GUESS
         self._last = time.perf_counter()
         self._worker = None  # the drawing process; None: figures are drawn in this process
+        self._latest: tuple | None = None  # the last write's (frame, scores, curves)
 
     def due(self, collected: int) -> bool:
         """Whether to write now, ``collected`` frames into the run (the final write is the
@@ -116,6 +118,7 @@ class PlotSchedule:
 
     def write(self, frame: int, scores: Sequence[float], curves: dict) -> None:
         start = time.perf_counter()
+        self._latest = (frame, scores, curves)
         if self._worker is not None:
             try:
                 self._worker.submit(self.path, frame, scores, curves)
@@ -145,7 +148,10 @@ class PlotSchedule:
         """Wait for the last figure (the loop's time: counted in ``seconds``)."""
         if self._worker is not None:
             start = time.perf_counter()
-            self._worker.close()
+            if not self._worker.close() and self._latest is not None:
+                warnings.warn(f"fastsac: the plot process failed; drawing {self.path} in this "
+                              "process", RuntimeWarning, stacklevel=2)
+                save_figure(curves_figure(*self._latest), self.path)
             self.seconds += time.perf_counter() - start
         self._worker = None
 

@@ -28,6 +28,7 @@ import os
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,13 @@ class UpdateConfig:
     # above, so they take no part in equality)
     shapes: dict[str, tuple[tuple[int, ...], ...]] = field(default_factory=dict, compare=False,
                                                            hash=False)
+
+    @property
+    def adam_settings(self) -> dict[str, Any]:
+        """The ``torch.optim.Adam`` group settings this update's arithmetic bakes in (an
+        optimizer whose groups say otherwise is not what the update runs)."""
+        return {"lr": self.lr, "betas": (self.beta1, self.beta2), "eps": self.adam_eps,
+                "weight_decay": 0.0, "amsgrad": False, "maximize": False}
 
     @property
     def tiled_layers(self) -> tuple[bool, ...]:

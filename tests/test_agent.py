@@ -10,6 +10,7 @@ from gymnasium import spaces
 import tests.envs  # noqa: F401  (registers fastsac-tests/PointMass-v0)
 from fastsac import ActionNormalizer, FastSAC, SACAgent, make_env
 from fastsac.agreement import MODULES, max_param_diff
+from fastsac.state import OPTIMIZERS
 
 AGENTS = [SACAgent, FastSAC]
 NOTEBOOK_ATTRS = ("actor", "qf_1", "qf_2", "vf", "vf_target", "log_alpha", "memory",
@@ -287,6 +288,110 @@ def test_replaced_parameters_are_refused():
     agent.actor.hidden1.weight = torch.nn.Parameter(agent.actor.hidden1.weight.detach().clone())
     with pytest.raises(RuntimeError, match="parameters were replaced"):
         agent.update_model(random_batch_for(agent))
+
+
+def test_parameters_replaced_after_updates_are_refused():
+    """The check is not only at the first bind: the next update after a replacement raises."""
+    agent = make(FastSAC, seed=0)
+    agent.update_model(random_batch_for(agent))
+    agent.qf_2.hidden2.bias = torch.nn.Parameter(agent.qf_2.hidden2.bias.detach().clone())
+    with pytest.raises(RuntimeError, match="qf_2's parameters were replaced"):
+        agent.update_model(random_batch_for(agent))
+    with pytest.raises(RuntimeError, match="qf_2's parameters were replaced"):
+        agent.train(10, plot_path=None, progress=False)
+
+
+def test_replaced_optimizer_is_refused():
+    agent = make(FastSAC, seed=0)
+    agent.vf_optimizer = torch.optim.Adam(agent.vf.parameters(), lr=agent.lr)
+    with pytest.raises(RuntimeError, match="vf_optimizer was replaced"):
+        agent.update_model(random_batch_for(agent))
+
+
+def _updated(agent_cls, updates, seed=0, **kwargs):
+    agent = make(agent_cls, seed=seed, dtype=torch.float64, **kwargs)
+    for i in range(updates):
+        agent.update_model(random_batch_for(agent), torch.randn(32, 1, generator=torch.Generator()
+                                                               .manual_seed(i)),
+                           policy_step=i % 2 == 0)
+    return agent
+
+
+def _step_counts(agent):
+    return {name: sorted({float(s["step"]) for s in getattr(agent, name).state_dict()["state"]
+                          .values()}) for name in OPTIMIZERS}
+
+
+def test_optimizer_states_loaded_directly_reach_the_update():
+    """optimizer.load_state_dict (the notebook's way) puts the Adam state where FastSAC's
+    update reads it: the loading agent then updates exactly as the saved one."""
+    src, dst = _updated(FastSAC, 3), _updated(FastSAC, 1, seed=5)
+    for name in MODULES:
+        getattr(dst, name).load_state_dict(getattr(src, name).state_dict())
+    with torch.no_grad():
+        dst.log_alpha.copy_(src.log_alpha)
+    for name in OPTIMIZERS:
+        getattr(dst, name).load_state_dict(getattr(src, name).state_dict())
+    assert _step_counts(dst) == _step_counts(src)
+    batch, noise = random_batch_for(src), torch.randn(32, 1, dtype=torch.float64)
+    for agent in (src, dst):
+        agent.update_model(batch, noise, policy_step=True)
+    assert max_param_diff(src, dst) == 0.0
+    # three updates, two of them policy steps, then one more policy step
+    assert _step_counts(dst) == _step_counts(src) == {n: [3.0 if n == "actor_optimizer" else 4.0]
+                                                      for n in OPTIMIZERS}
+
+
+@pytest.mark.parametrize("reference_updates", [0, 1])
+def test_reference_checkpoint_without_adam_state_loads_into_fastsac(tmp_path,
+                                                                    reference_updates):
+    """A reference agent creates Adam state lazily (none before its first update, none for the
+    actor before its first policy step): FastSAC starts those at step 0, learns as the
+    reference does from there, and its own checkpoints keep the state it builds."""
+    ref = _updated(SACAgent, reference_updates)
+    ref.save(tmp_path / "ref.pt")
+    fast = make(FastSAC, seed=3, dtype=torch.float64)
+    fast.load(tmp_path / "ref.pt")
+    for agent in (ref, fast):
+        for i in range(4):
+            agent.update_model(random_batch_for(agent),
+                               torch.randn(32, 1, dtype=torch.float64,
+                                           generator=torch.Generator().manual_seed(10 + i)),
+                               policy_step=i % 2 == 1)
+    assert max_param_diff(ref, fast) < 1e-10
+    assert _step_counts(fast) == _step_counts(ref)
+    fast.save(tmp_path / "fast.pt")
+    again = make(FastSAC, seed=4, dtype=torch.float64)
+    again.load(tmp_path / "fast.pt")
+    assert _step_counts(again) == _step_counts(ref)
+
+
+def test_adam_settings_other_than_the_updates_are_refused(tmp_path):
+    """FastSAC's update has its Adam settings compiled in: an optimizer saying otherwise (a
+    changed lr, a schedule, a checkpoint of another lr) is refused, never silently ignored."""
+    agent = make(FastSAC, seed=0)
+    agent.actor_optimizer.param_groups[0]["lr"] = 1e-3
+    with pytest.raises(RuntimeError, match="lr=0.001, but FastSAC's update is built for lr=0.0003"):
+        agent.update_model(random_batch_for(agent))
+    other = make(SACAgent, seed=0, lr=1e-3)
+    other.save(tmp_path / "lr.pt")
+    agent = make(FastSAC, seed=0)
+    before = _snapshot(agent)
+    with pytest.raises(ValueError, match="actor_optimizer: Adam lr=0.001"):
+        agent.load(tmp_path / "lr.pt")
+    _assert_same(before, _snapshot(agent))
+    with pytest.raises(ValueError, match="qf_1_optimizer: Adam lr=0.001"):
+        agent.qf_1_optimizer.load_state_dict(other.qf_1_optimizer.state_dict())
+    make(FastSAC, seed=0, lr=1e-3).load(tmp_path / "lr.pt")  # built for it: loads
+
+
+def test_unequal_adam_step_counts_are_refused():
+    src = _updated(FastSAC, 2)
+    saved = src.vf_optimizer.state_dict()
+    saved["state"][0]["step"] = torch.tensor(7.0)
+    dst = make(FastSAC, seed=1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="different Adam step counts"):
+        dst.vf_optimizer.load_state_dict(saved)
 
 
 def random_batch_for(agent):

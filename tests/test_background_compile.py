@@ -100,9 +100,9 @@ def test_failed_background_compile_warns_and_falls_back(monkeypatch):
 
 
 def test_busy_machine_stops_waiting_for_the_child_only_on_the_eager_bridge(monkeypatch):
-    """Past PATIENCE_S on the eager Python bridge (half the compiled speed) the child is stopped
-    and the update compiles here; on the C++ op (about the compiled speed) the run keeps waiting:
-    compiling here would stall training for nothing."""
+    """Past PATIENCE_S on the eager Python bridge (far slower than the graph) the child is
+    stopped and the update compiles here; on the C++ op (close to the graph) the run keeps
+    waiting: compiling here would stall training for nothing."""
     monkeypatch.delenv(background.ENV_SWITCH, raising=False)
     monkeypatch.setattr(background, "PATIENCE_S", -1.0)
     agent = FastSAC(make_env("Pendulum-v1"), 500, 16, initial_random_steps=20,

@@ -103,7 +103,9 @@ def test_train_on_vector_envs(tmp_path):
                                                    ("--batch-size", "0", "batch_size"),
                                                    ("--num-envs", "0", "--num-envs"),
                                                    ("--updates-per-step", "0",
-                                                    "updates_per_step")])
+                                                    "updates_per_step"),
+                                                   ("--test-episodes", "0", "--test-episodes"),
+                                                   ("--seed", "-1", "seed")])
 def test_train_rejects_bad_settings(tmp_path, capsys, option, value, message):
     code = cli.main(["train", option, value, "--frames", "10", "--out", str(tmp_path / "x"),
                      "--device", "cpu", "--eager", "--no-progress"])
@@ -202,3 +204,22 @@ def test_cuda_without_gpu_is_a_clear_error(command, capsys, tmp_path):
     args = [command, "--device", "cuda"] + (["--out", str(tmp_path)] if command == "bench" else [])
     assert cli.main(args) == 2
     assert "torch sees no CUDA device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [(["check", "--updates", "1"], "--updates must be >= 2"),
+                                          (["bench", "--only", "ops,opps"],
+                                           "unknown part(s) opps")])
+def test_check_and_bench_reject_bad_options(argv, message, capsys, tmp_path):
+    assert cli.main([*argv, "--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_labels_the_fallback_instead_of_crashing(monkeypatch):
+    """Without the extension, ``fastsac check`` reports the pure-torch fallback's rows (it
+    warns that they are the fallback's) instead of failing on the missing SIMD query."""
+    from fastsac import check_cli, ops
+
+    monkeypatch.setattr(ops, "EXTENSION_LOADED", False)
+    assert ops.kernel_build() == "pure-torch FALLBACK"
+    rows = check_cli._cpu_op_rows(torch.Generator().manual_seed(0), torch.float64, 1e-7)
+    assert rows[0].check == "mm (pure-torch FALLBACK build)"

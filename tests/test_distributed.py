@@ -124,6 +124,8 @@ def test_nproc_checks_its_input_once_before_launching(tmp_path, capsys):
     assert cli.main(["train", "--nproc", "2", "--frames", "0", "--out",
                      str(tmp_path / "x")]) == 2
     assert "--frames must be >= 1" in capsys.readouterr().err
+    assert cli.main(["train", "--nproc", "2", "--lr", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert "lr must be" in capsys.readouterr().err
     assert cli.main(["train", "--nproc", "2", "--resume", str(tmp_path)]) == 2
     assert "no checkpoint.pt in it" in capsys.readouterr().err
 

@@ -11,6 +11,7 @@ import torch
 
 from fastsac import native_update, ops
 from fastsac.agreement import random_batch, run_twins, twin_agents
+from fastsac.check_cli import update_tolerances
 from fastsac.native_update import make_native_update
 from fastsac.state import state_tensors
 from fastsac.update import sac_update
@@ -24,7 +25,7 @@ def test_native_agrees_at_other_depths_and_action_dims(hidden):
                             hidden_sizes=hidden, native=True)
     assert fast.action_dim == 3
     _, many = run_twins(ref, fast, 20)
-    assert many <= 1e-10
+    assert many <= update_tolerances(torch.float64)[1]
 
 
 def _cloned_states(agent):

@@ -297,6 +297,11 @@ def test_policy_action_matches_fallback_and_opcheck():
         torch.ops.fastsac.policy_action(state, params[:6], eps, LO, HI)
     with pytest.raises(RuntimeError, match="hidden1 does not take 4 inputs"):
         torch.ops.fastsac.policy_action(torch.randn(4, dtype=dtype), params, eps, LO, HI)
+    for head_bias in (-3, -1):  # log_std_layer's, mu_layer's: one value short
+        short = list(params)
+        short[head_bias] = short[head_bias][:-1]
+        with pytest.raises(RuntimeError, match="heads' biases must hold 3 values"):
+            torch.ops.fastsac.policy_action(state, short, eps, LO, HI)
 
 
 def test_bad_inputs_raise():

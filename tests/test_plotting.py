@@ -1,8 +1,11 @@
 """The training plot: when train() writes it, and the child process that draws it."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
+import pytest
 
 from fastsac import plotting
 from fastsac.plot_worker import PlotWorker
@@ -57,5 +60,24 @@ def test_a_dead_drawing_process_falls_back_to_drawing_here(tmp_path):
     plots.write(100, [1.0], curves)  # the pipe is broken: drawn in this process
     plots.write(200, [1.0, 2.0], curves)
     plots.close()
+    assert os.path.getsize(path) > 0
+    assert sorted(os.listdir(tmp_path)) == ["curve.png"]
+
+
+def test_a_plot_process_that_fails_before_drawing_leaves_the_figure_anyway(tmp_path,
+                                                                          monkeypatch):
+    """The child takes the request, then exits with an error without drawing: close() warns
+    and draws the last figure here."""
+    def failing_child(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read(); "
+                                      "sys.exit(1)"], stdin=subprocess.PIPE, text=True)
+
+    monkeypatch.setattr(PlotWorker, "start", failing_child)
+    path = tmp_path / "curve.png"
+    plots = PlotSchedule(path, 1000)
+    plots.start()
+    plots.write(1000, [1.0, 2.0], {k: [0.0, 1.0] for k in ("actor", "qf", "vf", "alpha")})
+    with pytest.warns(RuntimeWarning, match="the plot process failed"):
+        plots.close()
     assert os.path.getsize(path) > 0
     assert sorted(os.listdir(tmp_path)) == ["curve.png"]

@@ -13,15 +13,17 @@ from fastsac.agreement import (
     run_twins,
     twin_agents,
 )
+from fastsac.check_cli import update_tolerances
 from fastsac.update import UpdateConfig, sac_update
 from tests.conftest import requires_cuda
 
+# (dtype, after one update, after many): the bounds `fastsac check` holds every path to
+TWIN_TOLERANCES = [(dtype, *update_tolerances(dtype)) for dtype in (torch.float32, torch.float64)]
+F64_ONE, F64_MANY = update_tolerances(torch.float64)
+
 
 @pytest.mark.parametrize("path", ["eager", "native"])
-@pytest.mark.parametrize("dtype,tol_one,tol_many", [
-    (torch.float32, 1e-5, 5e-4),
-    (torch.float64, 1e-12, 1e-10),
-])
+@pytest.mark.parametrize("dtype,tol_one,tol_many", TWIN_TOLERANCES)
 def test_eager_agrees_with_reference(simd, path, dtype, tol_one, tol_many):
     """The update uncompiled: the Python function, or the same update as one ahead-of-time C++
     op (``native``, fastsac.native_update; twin_agents raises if the extension's op is not
@@ -42,7 +44,7 @@ def test_eager_agrees_multidim_actions():
     ref, fast = twin_agents(dtype=torch.float64, compile=False, env_id="fastsac-tests/PointMass-v0")
     assert fast.action_dim == 3
     one, many = run_twins(ref, fast, 20)
-    assert many <= 1e-10
+    assert many <= F64_MANY
 
 
 @pytest.mark.parametrize("path", ["eager", "native"])
@@ -56,7 +58,7 @@ def test_policy_update_freq_respected(path):
         assert torch.equal(p, q)
     for p, q in zip(fast.vf_target.parameters(), target_before, strict=True):
         assert torch.equal(p, q)
-    assert max_param_diff(ref, fast) <= 1e-12
+    assert max_param_diff(ref, fast) <= F64_ONE
 
 
 @pytest.mark.parametrize("path", ["eager", "native"])
@@ -76,7 +78,7 @@ def test_polyak_uses_pre_step_v(path):
 def test_compiled_agrees_with_reference():
     """One compiled agent (two graphs: policy and non-policy step) in float32 and float64."""
     torch._dynamo.utils.counters.clear()
-    for dtype, tol_one, tol_many in ((torch.float32, 1e-5, 5e-4), (torch.float64, 1e-12, 1e-10)):
+    for dtype, tol_one, tol_many in TWIN_TOLERANCES:
         ref, fast = twin_agents(dtype=dtype, compile=True)
         one, many = run_twins(ref, fast, 60)
         assert one <= tol_one, dtype
@@ -122,7 +124,7 @@ def test_update_config_is_frozen():
 @requires_cuda
 @pytest.mark.parametrize("compile", [False, True])
 def test_cuda_agrees_with_reference(compile):
-    for dtype, tol_one, tol_many in ((torch.float32, 1e-5, 5e-4), (torch.float64, 1e-12, 1e-10)):
+    for dtype, tol_one, tol_many in TWIN_TOLERANCES:
         ref, fast = twin_agents(device="cuda", dtype=dtype, compile=compile, cuda_graph=False)
         one, many = run_twins(ref, fast, 60)
         assert one <= tol_one, dtype
@@ -133,7 +135,7 @@ def test_cuda_agrees_with_reference(compile):
 def test_cuda_graph_agrees_with_reference():
     """The captured CUDA graph samples from the buffer and draws its own noise; replay the same
     batch and noise through the reference and compare."""
-    for dtype, tol_one, tol_many in ((torch.float32, 1e-5, 5e-4), (torch.float64, 1e-12, 1e-10)):
+    for dtype, tol_one, tol_many in TWIN_TOLERANCES:
         ref, fast = twin_agents(device="cuda", dtype=dtype, compile=True, cuda_graph=True)
         assert fast.use_cuda_graph
         (one, _), (many, _) = run_graph_twins(ref, fast, 40)
