@@ -26,13 +26,19 @@ import torch.nn.functional as F
 from torch import optim
 
 from fastsac import background_compile as background
-from fastsac import native_update, ops
+from fastsac import checkpoint, native_update, ops
 from fastsac.base import AgentBase
+from fastsac.binding import (
+    Bindings,
+    adam_settings_problem,
+    check_bound,
+    normalise_settings,
+    step_count_problem,
+)
 from fastsac.buffer import ReplayBuffer
 from fastsac.flat import adopt_optimizer_state, flatten_params
 from fastsac.state import (
     BATCH_KEYS,
-    MODULES,
     OPTIMIZER_OF,
     SLOT_NAMES,
     Batch,
@@ -105,8 +111,7 @@ class FastSAC(AgentBase):
             world_size=self.world_size,
             shapes={"actor": self._flat["actor"].shapes, "critic_q": self._flat["qf_1"].shapes,
                     "critic_v": self._flat["vf"].shapes})
-        adam = self._cfg.adam_settings
-        self._adam_items = (tuple(adam), tuple(adam.values()))  # for _still_bound
+        self._hook_optimizers()
         self._update_fn = make_update(self._cfg, self.compile, self.device, self.dtype,
                                       self.batch_size)
         self._eager_fn = make_update(self._cfg, False, self.device, self.dtype, self.batch_size)
@@ -157,110 +162,65 @@ class FastSAC(AgentBase):
         return optim.Adam(params, lr=self.lr, capturable=self.device.type == "cuda")
 
     def _flatten(self) -> None:
-        """Lay every slot's parameters and Adam state out in flat buffers (fastsac.flat), and
-        keep the optimizers' state there through ``load_state_dict``: a load whose Adam settings
-        or step counts the update cannot run is refused before it changes anything; an accepted
-        one is copied into the buffers."""
+        """Lay every slot's parameters and Adam state out in flat buffers (fastsac.flat)."""
         step_device = self.device if self.device.type == "cuda" else torch.device("cpu")
         self._flat = {name: flatten_params(slot_parameters(self, name), optimizer_of(self, name),
                                            step_device)
                       for name in SLOT_NAMES}
         self._optimizers = {name: optimizer_of(self, name) for name in SLOT_NAMES
                             if optimizer_of(self, name) is not None}
-        self._bindings = self._current_bindings()
+
+    def _hook_optimizers(self) -> None:
+        """Keep the optimizers' state in the flat buffers through ``load_state_dict``: a state
+        the update cannot run (malformed, other Adam settings, unequal step counts) is refused
+        before anything changes; an accepted one is copied into the buffers (fastsac.binding).
+        Registered again on a copy (torch's optimizers do not copy their hooks)."""
         for name, optimizer in self._optimizers.items():
             optimizer.register_load_state_dict_pre_hook(self._refuse_unfit_state(name))
-            optimizer.register_load_state_dict_post_hook(
-                lambda opt, name=name: adopt_optimizer_state(
-                    self._flat[name], slot_parameters(self, name), opt))
+            optimizer.register_load_state_dict_post_hook(self._adopt_loaded_state(name))
+        self._bindings = Bindings(self, self._cfg.adam_settings)
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._hook_optimizers()
 
     def _refuse_unfit_state(self, name: str):
         def pre_hook(optimizer, saved):
+            checkpoint.check_optimizer_state(OPTIMIZER_OF[name], optimizer, saved)
             problem = self._optimizer_state_problem(saved)
             if problem:
                 raise ValueError(f"{OPTIMIZER_OF[name]}: {problem}")
         return pre_hook
 
+    def _adopt_loaded_state(self, name: str):
+        def post_hook(optimizer):
+            held = [p for g in optimizer.param_groups for p in g["params"]]
+            adopt_optimizer_state(self._flat[name], held, optimizer)
+            normalise_settings(optimizer, self._cfg.adam_settings)
+        return post_hook
+
     def _optimizer_state_problem(self, saved: dict) -> str | None:
-        """Why an optimizer ``state_dict`` cannot be FastSAC's (None if it can): its Adam
-        settings are compiled into the update, and each network keeps one step count."""
-        problem = self._adam_settings_problem(saved.get("param_groups", []))
-        if problem:
-            return problem
-        ids = [i for g in saved.get("param_groups", []) for i in g["params"]]
-        steps = {float(saved["state"][i]["step"]) if i in saved.get("state", {}) else 0.0
-                 for i in ids}
-        if len(steps) > 1:
-            return (f"its parameters have different Adam step counts {sorted(steps)}; FastSAC "
-                    "keeps one count per network")
-        return None
-
-    def _adam_settings_problem(self, groups: list[dict]) -> str | None:
-        want = self._cfg.adam_settings
-        for group in groups:
-            for key, value in want.items():
-                got = group.get(key, value)
-                same = (tuple(float(b) for b in got) == value if key == "betas"
-                        else float(got) == value)
-                if not same:
-                    return (f"Adam {key}={got!r}, but FastSAC's update is built for "
-                            f"{key}={value!r}: it does not read the optimizers' settings "
-                            "(learning-rate schedules included). Create the agent with "
-                            f"lr=... to change the learning rate")
-        return None
-
-    def _current_bindings(self) -> tuple[list, list]:
-        """What ``_check_bound`` compares, for its fast path: (the agent's attribute, the
-        object it holds) for each slot and optimizer, and (the parameter dict holding it, its
-        name, the parameter, its address) for each parameter (``module.parameters()`` itself
-        costs more than an update's worth of Python to walk)."""
-        objects = [(name, getattr(self, name)) for name in SLOT_NAMES]
-        objects += [(OPTIMIZER_OF[name], opt) for name, opt in self._optimizers.items()]
-        params = [(owner._parameters, key, p, p.data_ptr())
-                  for name in MODULES for owner in getattr(self, name).modules()
-                  for key, p in owner._parameters.items() if p is not None]
-        params.append((self.__dict__, "log_alpha", self.log_alpha, self.log_alpha.data_ptr()))
-        return objects, params
-
-    def _still_bound(self) -> bool:
-        objects, params = self._bindings
-        keys, values = self._adam_items
-        return (all(getattr(self, attr) is obj for attr, obj in objects)
-                and all(owner.get(key) is p and p.data_ptr() == address
-                        for owner, key, p, address in params)
-                and all(tuple(g.get(k) for k in keys) == values
-                        for opt in self._optimizers.values() for g in opt.param_groups))
+        """Why an optimizer ``state_dict`` (checked to fit the parameters) cannot be FastSAC's,
+        or None: its Adam settings are compiled into the update, and each network keeps one
+        step count."""
+        return (adam_settings_problem(saved["param_groups"], self._cfg.adam_settings)
+                or step_count_problem(saved))
 
     def _check_bound(self) -> None:
-        """Raise unless the update still works on what the agent shows: the modules'
-        parameters are views of the flat buffers and the optimizers are the agent's own, with
-        the Adam settings the update is built for. Checked at each ``train`` and each
-        ``update_model`` called on its own (nothing can change them inside ``train``)."""
-        if self._still_bound():
+        """Raise unless the update still works on what the agent shows (fastsac.binding): at
+        each ``train`` and each ``update_model`` called on its own (nothing can change them
+        inside ``train``), by an identity comparison first."""
+        if self._bindings.unchanged(self):
             return
-        for name in SLOT_NAMES:
-            if not self._flat[name].owns(slot_parameters(self, name)):
-                raise RuntimeError(
-                    f"FastSAC.{name}'s parameters were replaced (module.to(), "
-                    "load_state_dict(assign=True), ...); FastSAC updates its own parameter "
-                    "buffers. Load weights with load_state_dict() (in place) or agent.load().")
-        for name, optimizer in self._optimizers.items():
-            if optimizer_of(self, name) is not optimizer:
-                raise RuntimeError(
-                    f"FastSAC.{OPTIMIZER_OF[name]} was replaced; FastSAC's update keeps the Adam "
-                    "state of the optimizer it was built with. Load a state into that one "
-                    "(load_state_dict() or agent.load()).")
-            problem = self._adam_settings_problem(optimizer.param_groups)
-            if problem:
-                raise RuntimeError(f"{OPTIMIZER_OF[name]}: {problem}")
-        # new objects over the same memory (e.g. a Parameter re-wrapping its own view)
-        self._bindings = self._current_bindings()
+        check_bound(self, self._flat, self._optimizers, self._cfg.adam_settings)
+        for optimizer in self._optimizers.values():  # equal settings, the update's own values
+            normalise_settings(optimizer, self._cfg.adam_settings)
+        self._bindings = Bindings(self, self._cfg.adam_settings)
 
     def _bound_state(self) -> UpdateState:
-        """The flat buffers the update works on (checked when first bound, see
-        ``_check_bound``)."""
+        """The flat buffers the update works on (checked in full when first bound)."""
         if self._state is None:
-            self._check_bound()
+            check_bound(self, self._flat, self._optimizers, self._cfg.adam_settings)
             self._state = UpdateState(**{
                 name: self._flat[name].params if optimizer_of(self, name) is None
                 else self._flat[name].tensors() for name in SLOT_NAMES})

@@ -147,8 +147,12 @@ def _check_tensors(where: str, expected: dict, found: dict) -> None:
             raise ValueError(f"{where}.{key}: shape {tuple(value.shape)} expected, found {shape}")
 
 
-def _check_optimizer(where: str, optimizer: torch.optim.Optimizer, saved: Any) -> None:
-    if not isinstance(saved, dict) or "state" not in saved or "param_groups" not in saved:
+def check_optimizer_state(where: str, optimizer: torch.optim.Optimizer, saved: Any) -> None:
+    """Raise ``ValueError`` unless ``saved`` is an Adam ``state_dict`` for ``optimizer``'s
+    parameters (their number, each entry's step and moment shapes)."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) \
+            or not isinstance(saved.get("param_groups"), list) \
+            or not all(isinstance(g, dict) and "params" in g for g in saved["param_groups"]):
         raise ValueError(f"{where}: not an optimizer state")
     params = [p for g in optimizer.param_groups for p in g["params"]]
     saved_ids = [i for g in saved["param_groups"] for i in g["params"]]
@@ -158,6 +162,8 @@ def _check_optimizer(where: str, optimizer: torch.optim.Optimizer, saved: Any) -
         entry = saved["state"].get(idx)
         if entry is None:
             continue
+        if not isinstance(entry, dict) or "step" not in entry:
+            raise ValueError(f"{where}: the state of parameter {idx} is not Adam's")
         for key in ("exp_avg", "exp_avg_sq"):
             value = entry.get(key)
             if not isinstance(value, torch.Tensor) or value.shape != param.shape:
@@ -184,7 +190,7 @@ def validate(agent, state: dict[str, Any]) -> None:
     for name in MODULES:
         _check_tensors(name, getattr(agent, name).state_dict(), modules.get(name) or {})
     for name in OPTIMIZERS:
-        _check_optimizer(name, getattr(agent, name), optimizers.get(name))
+        check_optimizer_state(name, getattr(agent, name), optimizers.get(name))
         problem = agent._optimizer_state_problem(optimizers[name])
         if problem:
             raise ValueError(f"{name}: {problem}")

@@ -132,6 +132,10 @@ def _resumed_args(args: argparse.Namespace, config: dict | None) -> argparse.Nam
     if bad:
         raise ValueError(f"--resume {args.resume}: these options contradict the run's settings "
                          f"(leave them out to continue it as it was): {'; '.join(bad)}")
+    config = {**config, **{key: given[key] for key in resume.AFTER_TRAINING
+                           if given[key] is not None}}
+    if config["test_episodes"] < 1:
+        raise ValueError(f"--test-episodes must be >= 1, got {config['test_episodes']}")
     return argparse.Namespace(**config, out=args.resume, resume=args.resume, overwrite=False,
                               no_progress=args.no_progress)
 

@@ -18,6 +18,8 @@ CHECKPOINT_NAME = "checkpoint.pt"
 RUN_KEYS = ("preset", "nproc", "env", "frames", "hidden", "lr", "memory_size", "batch_size",
             "initial_random_steps", "num_envs", "vectorization", "updates_per_step", "seed",
             "device", "eager", "background_compile", "test_episodes", "checkpoint_every")
+# Settings that act only once training is over: --resume may change them.
+AFTER_TRAINING = ("test_episodes",)
 
 
 def run_config(args: Any) -> dict[str, Any]:
@@ -59,10 +61,11 @@ def recorded_run(run_dir: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
 
 
 def contradictions(given: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    """The options given on the command line (not None) whose values differ from the run's."""
+    """The options given on the command line (not None) whose values differ from the run's
+    (but for ``AFTER_TRAINING``'s)."""
     found = []
     for key, value in given.items():
-        if value is None or key not in config:
+        if value is None or key not in config or key in AFTER_TRAINING:
             continue
         recorded = config[key]
         same = (list(value) == list(recorded) if key == "hidden"

@@ -313,7 +313,7 @@ def _updated(agent_cls, updates, seed=0, **kwargs):
     for i in range(updates):
         agent.update_model(random_batch_for(agent), torch.randn(32, 1, generator=torch.Generator()
                                                                .manual_seed(i)),
-                           policy_step=i % 2 == 0)
+                           policy_step=i % 2 == 1)  # the first is no policy step
     return agent
 
 
@@ -337,12 +337,12 @@ def test_optimizer_states_loaded_directly_reach_the_update():
     for agent in (src, dst):
         agent.update_model(batch, noise, policy_step=True)
     assert max_param_diff(src, dst) == 0.0
-    # three updates, two of them policy steps, then one more policy step
-    assert _step_counts(dst) == _step_counts(src) == {n: [3.0 if n == "actor_optimizer" else 4.0]
+    # three updates, one of them a policy step, then one more policy step
+    assert _step_counts(dst) == _step_counts(src) == {n: [2.0 if n == "actor_optimizer" else 4.0]
                                                       for n in OPTIMIZERS}
 
 
-@pytest.mark.parametrize("reference_updates", [0, 1])
+@pytest.mark.parametrize("reference_updates", [0, 1])  # 1: Adam state but the actor's
 def test_reference_checkpoint_without_adam_state_loads_into_fastsac(tmp_path,
                                                                     reference_updates):
     """A reference agent creates Adam state lazily (none before its first update, none for the
@@ -383,6 +383,81 @@ def test_adam_settings_other_than_the_updates_are_refused(tmp_path):
     with pytest.raises(ValueError, match="qf_1_optimizer: Adam lr=0.001"):
         agent.qf_1_optimizer.load_state_dict(other.qf_1_optimizer.state_dict())
     make(FastSAC, seed=0, lr=1e-3).load(tmp_path / "lr.pt")  # built for it: loads
+
+
+def test_a_replaced_layer_is_refused():
+    agent = make(FastSAC, seed=0)
+    agent.update_model(random_batch_for(agent))
+    agent.actor.mu_layer = torch.nn.Linear(128, 1)
+    with pytest.raises(RuntimeError, match="actor's parameters were replaced"):
+        agent.update_model(random_batch_for(agent))
+    fresh = make(FastSAC, seed=0)  # before the first update too
+    fresh.vf.hidden1 = torch.nn.Linear(3, 128)
+    with pytest.raises(RuntimeError, match="vf's parameters were replaced"):
+        fresh.update_model(random_batch_for(fresh))
+
+
+def test_parameters_rewrapped_over_the_same_memory_are_refused():
+    """New Parameter objects over the buffers' own memory: the optimizer still holds the old
+    ones (the reference would stop training the new ones), so FastSAC refuses them too."""
+    agent = make(FastSAC, seed=0)
+    agent.vf.load_state_dict(agent.vf.state_dict(), assign=True)
+    with pytest.raises(RuntimeError, match="vf's parameters were replaced"):
+        agent.update_model(random_batch_for(agent))
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("shape", "state 'exp_avg' of parameter 2 does not fit"),
+    ("rmsprop", "state 'exp_avg' of parameter 0 does not fit"),
+    ("malformed", "not an optimizer state"),
+])
+def test_unfit_optimizer_states_are_refused_before_anything_changes(bad, message):
+    agent = _updated(FastSAC, 3)
+    before = _snapshot(agent), _step_counts(agent)
+    if bad == "shape":  # a network of other widths
+        saved = _updated(FastSAC, 3, hidden_sizes=(128, 64)).qf_1_optimizer.state_dict()
+    elif bad == "rmsprop":
+        rms = torch.optim.RMSprop(agent.qf_1.parameters(), lr=agent.lr, eps=1e-8)
+        rms.state = {p: {"step": torch.tensor(1.0), "square_avg": torch.zeros_like(p)}
+                     for p in agent.qf_1.parameters()}
+        saved = rms.state_dict()
+        for group in saved["param_groups"]:
+            group["betas"] = (0.9, 0.999)
+    else:
+        saved = {"state": {}}
+    with pytest.raises(ValueError, match=message):
+        agent.qf_1_optimizer.load_state_dict(saved)
+    after = _snapshot(agent), _step_counts(agent)
+    _assert_same(before[0], after[0])
+    assert before[1] == after[1]
+    agent.update_model(random_batch_for(agent))  # still bound: the update runs
+
+
+def test_copied_agents_keep_the_optimizer_state_in_their_buffers():
+    import copy
+
+    src, agent = _updated(FastSAC, 5), _updated(FastSAC, 1)
+    twin = copy.deepcopy(agent)
+    twin.vf_optimizer.load_state_dict(src.vf_optimizer.state_dict())
+    assert twin._flat["vf"].steps.tolist() == [5.0] * 6
+    twin.update_model(random_batch_for(twin))
+
+
+def test_adam_settings_equal_in_another_form_are_accepted():
+    """A list of betas (a state from JSON) or a tensor lr of the same value: accepted, and
+    written back as the update's own values."""
+    src, dst = _updated(FastSAC, 2), _updated(FastSAC, 1)
+    saved = src.actor_optimizer.state_dict()
+    saved["param_groups"][0]["betas"] = [0.9, 0.999]
+    saved["param_groups"][0]["lr"] = torch.tensor(3e-4)
+    dst.actor_optimizer.load_state_dict(saved)
+    assert dst.actor_optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+    assert dst.actor_optimizer.param_groups[0]["lr"] == 3e-4
+    assert dst._bindings.unchanged(dst)  # the identity-fast check holds
+    dst.update_model(random_batch_for(dst))
+    dst.qf_2_optimizer.param_groups[0]["betas"] = (0.8, 0.999)
+    with pytest.raises(RuntimeError, match=r"betas=\(0.8, 0.999\).*always runs with betas"):
+        dst.update_model(random_batch_for(dst))
 
 
 def test_unequal_adam_step_counts_are_refused():

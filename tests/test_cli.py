@@ -215,8 +215,9 @@ def test_check_and_bench_reject_bad_options(argv, message, capsys, tmp_path):
 
 
 def test_check_labels_the_fallback_instead_of_crashing(monkeypatch):
-    """Without the extension, ``fastsac check`` reports the pure-torch fallback's rows (it
-    warns that they are the fallback's) instead of failing on the missing SIMD query."""
+    """Without the extension, ``fastsac check`` names the pure-torch fallback in its product
+    row instead of failing on the missing SIMD query (the row's kernels are whatever
+    torch.ops.fastsac holds: here the extension's, with the flag patched)."""
     from fastsac import check_cli, ops
 
     monkeypatch.setattr(ops, "EXTENSION_LOADED", False)

@@ -284,7 +284,7 @@ def _damaged(run, tmp_path, how):
     ("version", "version 99 is not supported"),
     ("no_buffer", "cannot be resumed"),
     ("bad_shape", "actor.hidden1.weight: shape"),
-    ("bad_optimizer", "is malformed"),
+    ("bad_optimizer", "the state of parameter 0 is not Adam's"),
 ])
 def test_bad_resume_input_is_refused_and_nothing_is_overwritten(finished_run, tmp_path, capsys,
                                                                 how, message):
@@ -344,6 +344,13 @@ def test_resuming_a_finished_run_writes_its_outputs_only(finished_run, capsys):
     assert cli.main(["train", "--resume", str(finished_run), "--no-progress"]) == 0
     summary = json.loads((finished_run / "summary.json").read_text())
     assert summary["resumed_from_frame"] == 450 and summary["frames_collected"] == 0
+    # --test-episodes acts after training: a resume may change it (and must keep it valid)
+    assert cli.main(["train", "--resume", str(finished_run), "--test-episodes", "0",
+                     "--no-progress"]) == 2
+    assert "--test-episodes must be >= 1" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(finished_run), "--test-episodes", "2",
+                     "--no-progress"]) == 0
+    assert json.loads((finished_run / "summary.json").read_text())["test_episodes"] == 2
 
 
 def test_buffer_and_streams_move_between_agents(tmp_path):
