@@ -36,7 +36,7 @@ from fastsac.binding import (
     step_count_problem,
 )
 from fastsac.buffer import ReplayBuffer
-from fastsac.flat import adopt_optimizer_state, flatten_params
+from fastsac.flat import adopt_optimizer_state, flatten_params, unflatten
 from fastsac.state import (
     BATCH_KEYS,
     OPTIMIZER_OF,
@@ -174,14 +174,30 @@ class FastSAC(AgentBase):
         """Keep the optimizers' state in the flat buffers through ``load_state_dict``: a state
         the update cannot run (malformed, other Adam settings, unequal step counts) is refused
         before anything changes; an accepted one is copied into the buffers (fastsac.binding).
-        Registered again on a copy (torch's optimizers do not copy their hooks)."""
+        Registered again on a deep copy (torch's optimizers do not copy their hooks)."""
         for name, optimizer in self._optimizers.items():
+            if getattr(optimizer, "_fastsac_hooked", False):  # a shallow copy shares them
+                continue
             optimizer.register_load_state_dict_pre_hook(self._refuse_unfit_state(name))
             optimizer.register_load_state_dict_post_hook(self._adopt_loaded_state(name))
+            optimizer._fastsac_hooked = True
         self._bindings = Bindings(self, self._cfg.adam_settings)
 
     def __setstate__(self, state: dict) -> None:
+        """A copy: ``copy.deepcopy`` clones each parameter's data (``nn.Parameter``'s own
+        deep copy) and the buffer's batch arrays apart from the host tensors the update reads;
+        point both back at the copied flat buffers and tensors, then bind afresh."""
         self.__dict__.update(state)
+        for name in SLOT_NAMES:
+            group = self._flat[name]
+            for p, view in zip(slot_parameters(self, name), unflatten(group.params, group.shapes),
+                               strict=True):
+                if p.data_ptr() != view.data_ptr():
+                    p.data = view
+        self.memory._out = self.memory._make_out(
+            {k: t.numpy() for k, t in self._host_batch.items()})
+        self._state = None
+        self._graphs = {}
         self._hook_optimizers()
 
     def _refuse_unfit_state(self, name: str):

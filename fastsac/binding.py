@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from fastsac import checkpoint
+from fastsac.flat import adopt_optimizer_state, holds_views
 from fastsac.state import MODULES, OPTIMIZER_OF, SLOT_NAMES, optimizer_of, slot_parameters
 
 
@@ -79,33 +81,48 @@ class Bindings:
                          for name in SLOT_NAMES if OPTIMIZER_OF[name] is not None]
         subs = [sub for name in MODULES for sub in getattr(agent, name).modules()]
         dicts = [sub._modules for sub in subs] + [sub._parameters for sub in subs]
+        # each optimizer's groups (their parameter lists and settings) and Adam state (each
+        # parameter's entry; tensors replaced inside an entry by hand go unseen here: rare, and
+        # left to the full check, which runs after any change seen here)
+        lists, picked = [], []
+        for opt in self.optimizers:
+            lists += [opt.param_groups, *(g["params"] for g in opt.param_groups)]
+            picked += [(opt.__dict__, "state"), (opt.__dict__, "param_groups")]
+            # settings by identity: a new value, even an equal one, takes the full check
+            picked += [(g, key) for g in opt.param_groups for key in ("params", *adam_settings)]
+        self.states = [(opt.state, tuple(opt.state.values())) for opt in self.optimizers]
         # flat lists, compared in plain loops: the cheapest form of this check in CPython
-        self.sizes = [(d, len(d)) for d in dicts]
+        self.sizes = [(c, len(c)) for c in dicts + lists]
         self.entries = [(d, key, value) for d in dicts for key, value in d.items()]
+        self.entries += [(d, key, d.get(key)) for d, key in picked]
         self.entries.append((agent.__dict__, "log_alpha", agent.log_alpha))
+        self.items = [(lst, i, value) for lst in lists for i, value in enumerate(lst)]
         self.addresses = [(p, p.data_ptr()) for d in dicts[len(subs):] for p in d.values()
                           if p is not None]
         self.addresses.append((agent.log_alpha, agent.log_alpha.data_ptr()))
-        self.adam_keys, self.adam_values = tuple(adam_settings), tuple(adam_settings.values())
 
     def unchanged(self, agent: Any) -> bool:
         for attr, obj in self.objects:
             if getattr(agent, attr) is not obj:
                 return False
-        for d, size in self.sizes:
-            if len(d) != size:
+        for c, size in self.sizes:
+            if len(c) != size:
                 return False
         for d, key, value in self.entries:
             if d.get(key) is not value:
                 return False
+        for lst, i, value in self.items:
+            if lst[i] is not value:
+                return False
+        for state, values in self.states:  # by position: hashing tensors is slow
+            if len(state) != len(values):
+                return False
+            for got, value in zip(state.values(), values, strict=True):
+                if got is not value:
+                    return False
         for p, address in self.addresses:
             if p.data_ptr() != address:
                 return False
-        keys, values = self.adam_keys, self.adam_values
-        for opt in self.optimizers:
-            for g in opt.param_groups:
-                if tuple([g.get(k) for k in keys]) != values:
-                    return False
         return True
 
 
@@ -120,7 +137,7 @@ def check_bound(agent: Any, flat: dict, optimizers: dict[str, torch.optim.Optimi
                 "Load weights with load_state_dict() (in place) or agent.load().")
     for name in SLOT_NAMES:
         params = slot_parameters(agent, name)
-        if not flat[name].owns(params) or len(params) != len(flat[name].shapes):
+        if not flat[name].owns(params):
             raise RuntimeError(replaced.format(name))
         optimizer = optimizers.get(name)
         if optimizer is None:
@@ -137,3 +154,15 @@ def check_bound(agent: Any, flat: dict, optimizers: dict[str, torch.optim.Optimi
         problem = adam_settings_problem(optimizer.param_groups, adam_settings)
         if problem:
             raise RuntimeError(f"{OPTIMIZER_OF[name]}: {problem}")
+        if not holds_views(flat[name], held, optimizer):
+            # its state was changed by hand (optimizer.state.clear(), an entry replaced):
+            # the update takes it on, as torch's Adam would, if it is Adam state it can run
+            saved = optimizer.state_dict()
+            try:
+                checkpoint.check_optimizer_state(OPTIMIZER_OF[name], optimizer, saved)
+            except ValueError as exc:
+                raise RuntimeError(str(exc)) from None
+            problem = step_count_problem(saved)
+            if problem:
+                raise RuntimeError(f"{OPTIMIZER_OF[name]}: {problem}")
+            adopt_optimizer_state(flat[name], held, optimizer)

@@ -220,7 +220,13 @@ def apply(agent, state: dict[str, Any]) -> None:
             getattr(agent, name).load_state_dict(state["modules"][name])
         agent.log_alpha.copy_(state["log_alpha"])
     for name in OPTIMIZERS:  # torch's own load: FastSAC's hooks keep the state in its buffers
-        getattr(agent, name).load_state_dict(state["optimizers"][name])
+        optimizer = getattr(agent, name)
+        # the agent's own device setting, not the saving agent's: a CUDA agent's capturable
+        # Adam saved, then loaded on CPU, must not make torch's Adam demand CUDA tensors
+        capturable = [g.get("capturable", False) for g in optimizer.param_groups]
+        optimizer.load_state_dict(state["optimizers"][name])
+        for group, value in zip(optimizer.param_groups, capturable, strict=True):
+            group["capturable"] = value
     agent.total_step = state["total_step"]
     # files written before updates were counted apart: one env, one update per frame, so the
     # last update's number was its frame (none yet during the warm-up)

@@ -134,8 +134,6 @@ def _resumed_args(args: argparse.Namespace, config: dict | None) -> argparse.Nam
                          f"(leave them out to continue it as it was): {'; '.join(bad)}")
     config = {**config, **{key: given[key] for key in resume.AFTER_TRAINING
                            if given[key] is not None}}
-    if config["test_episodes"] < 1:
-        raise ValueError(f"--test-episodes must be >= 1, got {config['test_episodes']}")
     return argparse.Namespace(**config, out=args.resume, resume=args.resume, overwrite=False,
                               no_progress=args.no_progress)
 
@@ -149,6 +147,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None and args.overwrite:
         raise ValueError("--overwrite starts a new run; --resume continues one: give one of them")
     config = None  # the settings of the run to resume, read once here
+    if args.test_episodes is not None and args.test_episodes < 1:
+        raise ValueError(f"--test-episodes must be >= 1, got {args.test_episodes}")
     if args.resume is not None and not distributed.launched_by_torchrun():
         _, config = resume.recorded_run(args.resume)  # a run of N processes resumes as N
         if nproc is not None and nproc != config["nproc"]:
@@ -188,8 +188,6 @@ def _check_new_run(args: argparse.Namespace) -> None:
         raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
     if args.checkpoint_every < 1:
         raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
-    if args.test_episodes < 1:
-        raise ValueError(f"--test-episodes must be >= 1, got {args.test_episodes}")
     check_settings(args.memory_size, args.batch_size,
                    initial_random_steps=args.initial_random_steps, hidden_sizes=tuple(args.hidden),
                    lr=args.lr, updates_per_step=args.updates_per_step, seed=args.seed)

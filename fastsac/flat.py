@@ -29,11 +29,19 @@ class FlatGroup:
         return self.params, self.exp_avg, self.exp_avg_sq, self.steps
 
     def owns(self, params: list[torch.Tensor]) -> bool:
-        """True while the parameters still live in this group's buffer (a user may have
-        replaced them, e.g. with ``module.to(...)`` or ``load_state_dict(assign=True)``)."""
-        return bool(params) and params[0].data_ptr() == self.params.data_ptr() and all(
-            p.untyped_storage().data_ptr() == self.params.untyped_storage().data_ptr()
-            for p in params)
+        """True while each parameter is still its own view of this group's buffer: in its
+        place, of its shape, contiguous (a user may have replaced or re-pointed one, e.g. with
+        ``module.to(...)``, ``load_state_dict(assign=True)`` or ``p.data = other``)."""
+        if len(params) != len(self.shapes):
+            return False
+        base, size = self.params.data_ptr(), self.params.element_size()
+        offset = 0
+        for p, shape in zip(params, self.shapes, strict=True):
+            if (p.data_ptr() != base + offset * size or tuple(p.shape) != shape
+                    or not p.is_contiguous()):
+                return False
+            offset += p.numel()
+        return True
 
 
 def unflatten(flat: torch.Tensor, shapes) -> list[torch.Tensor]:
@@ -75,6 +83,30 @@ def _point_state_at_views(group: FlatGroup, params: list[torch.Tensor],
     for i, p in enumerate(params):
         optimizer.state[p] = {"step": group.steps[i], "exp_avg": avg_views[i],
                               "exp_avg_sq": sq_views[i]}
+
+
+def holds_views(group: FlatGroup, params: list[torch.Tensor],
+                optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer``'s Adam state for ``params`` is still views of the group's buffers
+    (not after ``optimizer.state.clear()`` or an entry replaced by hand)."""
+    moments = {"exp_avg": group.exp_avg, "exp_avg_sq": group.exp_avg_sq}
+    size = group.exp_avg.element_size()
+    offset = 0
+    for i, p in enumerate(params):
+        entry = optimizer.state.get(p)
+        if not isinstance(entry, dict) or set(entry) != {"step", *moments}:
+            return False
+        step = entry["step"]
+        if not isinstance(step, torch.Tensor) or step.data_ptr() != (
+                group.steps.data_ptr() + i * group.steps.element_size()):
+            return False
+        for key, flat in moments.items():
+            t = entry[key]
+            if (not isinstance(t, torch.Tensor) or t.data_ptr() != flat.data_ptr() + offset * size
+                    or t.shape != p.shape or not t.is_contiguous()):
+                return False
+        offset += p.numel()
+    return True
 
 
 def adopt_optimizer_state(group: FlatGroup, params: list[torch.Tensor],

@@ -433,14 +433,61 @@ def test_unfit_optimizer_states_are_refused_before_anything_changes(bad, message
     agent.update_model(random_batch_for(agent))  # still bound: the update runs
 
 
-def test_copied_agents_keep_the_optimizer_state_in_their_buffers():
+@pytest.mark.parametrize("updates", [0, 3])
+def test_a_deep_copy_learns_as_its_original_does(updates):
+    """copy.deepcopy (e.g. to keep the best agent so far): the copy's modules show what its
+    update trains, its optimizers' loads reach its buffers, and it updates exactly as the
+    original; the original is untouched by the copy's updates."""
     import copy
 
-    src, agent = _updated(FastSAC, 5), _updated(FastSAC, 1)
+    agent = _updated(FastSAC, updates)
     twin = copy.deepcopy(agent)
+    before = _snapshot(agent)
+    batch, noise = random_batch_for(agent), torch.randn(32, 1, dtype=torch.float64)
+    twin.update_model(batch, noise, policy_step=True)
+    _assert_same(before, _snapshot(agent))
+    assert max_param_diff(agent, twin) > 0  # the copy's modules moved
+    agent.update_model(batch, noise, policy_step=True)
+    assert max_param_diff(agent, twin) == 0.0
+    src = _updated(FastSAC, 5)
     twin.vf_optimizer.load_state_dict(src.vf_optimizer.state_dict())
     assert twin._flat["vf"].steps.tolist() == [5.0] * 6
-    twin.update_model(random_batch_for(twin))
+    assert copy.copy(twin).vf_optimizer is twin.vf_optimizer  # a shallow copy adds no hooks
+    assert len(twin.vf_optimizer._optimizer_load_state_dict_post_hooks) == 1
+
+
+def test_optimizer_edits_are_refused_or_taken_on():
+    """Edits the update cannot run raise; an Adam reset (``state.clear()``, a common idiom)
+    is taken on, as torch's Adam would: zero moments, step 0."""
+    agent = _updated(FastSAC, 2)
+    agent.qf_1_optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))]})
+    with pytest.raises(RuntimeError, match="qf_1's parameters were replaced"):
+        agent.update_model(random_batch_for(agent))
+    agent = _updated(FastSAC, 2)
+    agent.vf.hidden2.bias.data = agent.vf.hidden1.bias.data  # two parameters on one slice
+    with pytest.raises(RuntimeError, match="vf's parameters were replaced"):
+        agent.update_model(random_batch_for(agent))
+    agent = _updated(FastSAC, 2)
+    agent.vf_optimizer.state.clear()
+    agent.update_model(random_batch_for(agent), policy_step=False)
+    assert agent._flat["vf"].steps.tolist() == [1.0] * 6
+    assert _step_counts(agent)["vf_optimizer"] == [1.0]
+
+
+def test_a_cuda_agents_checkpoint_loads_into_a_cpu_reference(tmp_path):
+    """The saved groups' ``capturable=True`` (a CUDA FastSAC's Adam) does not travel: the
+    loading agent keeps its own, so torch's Adam on CPU still steps."""
+    src = _updated(FastSAC, 2)
+    src.save(tmp_path / "a.pt")
+    state = torch.load(tmp_path / "a.pt", weights_only=False)
+    for name in OPTIMIZERS:
+        for group in state["optimizers"][name]["param_groups"]:
+            group["capturable"] = True
+    torch.save(state, tmp_path / "a.pt")
+    ref = make(SACAgent, seed=1, dtype=torch.float64)
+    ref.load(tmp_path / "a.pt")
+    assert not ref.actor_optimizer.param_groups[0]["capturable"]
+    ref.update_model(random_batch_for(ref), policy_step=True)
 
 
 def test_adam_settings_equal_in_another_form_are_accepted():
@@ -453,8 +500,8 @@ def test_adam_settings_equal_in_another_form_are_accepted():
     dst.actor_optimizer.load_state_dict(saved)
     assert dst.actor_optimizer.param_groups[0]["betas"] == (0.9, 0.999)
     assert dst.actor_optimizer.param_groups[0]["lr"] == 3e-4
-    assert dst._bindings.unchanged(dst)  # the identity-fast check holds
-    dst.update_model(random_batch_for(dst))
+    dst.update_model(random_batch_for(dst))  # a load's new groups: checked in full once
+    assert dst._bindings.unchanged(dst)  # then the identity-fast check holds again
     dst.qf_2_optimizer.param_groups[0]["betas"] = (0.8, 0.999)
     with pytest.raises(RuntimeError, match=r"betas=\(0.8, 0.999\).*always runs with betas"):
         dst.update_model(random_batch_for(dst))
