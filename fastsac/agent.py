@@ -183,12 +183,26 @@ class FastSAC(AgentBase):
             optimizer._fastsac_hooked = True
         self._bindings = Bindings(self, self._cfg.adam_settings)
 
+    # per-process or per-device objects a copy does not take: rebuilt on first use
+    _NOT_COPIED = {"_state": None, "_bindings": None, "_graphs": {}, "_static": None,
+                   "_static_noise": None, "_copy_done": None, "_act_staging": None}
+
+    def __getstate__(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in self._NOT_COPIED}
+        # which slots' parameters are still the buffers' views: a copy re-points only those
+        # (one the original would refuse stays refused in the copy)
+        state["_bound_slots"] = [name for name in SLOT_NAMES
+                                 if self._flat[name].owns(slot_parameters(self, name))]
+        return state
+
     def __setstate__(self, state: dict) -> None:
         """A copy: ``copy.deepcopy`` clones each parameter's data (``nn.Parameter``'s own
         deep copy) and the buffer's batch arrays apart from the host tensors the update reads;
         point both back at the copied flat buffers and tensors, then bind afresh."""
-        self.__dict__.update(state)
-        for name in SLOT_NAMES:
+        bound = state.pop("_bound_slots")
+        self.__dict__.update(self._NOT_COPIED, **state)
+        self._graphs = {}
+        for name in bound:
             group = self._flat[name]
             for p, view in zip(slot_parameters(self, name), unflatten(group.params, group.shapes),
                                strict=True):
@@ -196,8 +210,6 @@ class FastSAC(AgentBase):
                     p.data = view
         self.memory._out = self.memory._make_out(
             {k: t.numpy() for k, t in self._host_batch.items()})
-        self._state = None
-        self._graphs = {}
         self._hook_optimizers()
 
     def _refuse_unfit_state(self, name: str):

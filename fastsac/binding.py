@@ -82,10 +82,10 @@ class Bindings:
         subs = [sub for name in MODULES for sub in getattr(agent, name).modules()]
         dicts = [sub._modules for sub in subs] + [sub._parameters for sub in subs]
         # each optimizer's groups (their parameter lists and settings) and Adam state (each
-        # parameter's entry; tensors replaced inside an entry by hand go unseen here: rare, and
-        # left to the full check, which runs after any change seen here)
+        # parameter's entry and the tensors in it)
         lists, picked = [], []
         for opt in self.optimizers:
+            dicts += list(opt.state.values())
             lists += [opt.param_groups, *(g["params"] for g in opt.param_groups)]
             picked += [(opt.__dict__, "state"), (opt.__dict__, "param_groups")]
             # settings by identity: a new value, even an equal one, takes the full check
@@ -97,8 +97,8 @@ class Bindings:
         self.entries += [(d, key, d.get(key)) for d, key in picked]
         self.entries.append((agent.__dict__, "log_alpha", agent.log_alpha))
         self.items = [(lst, i, value) for lst in lists for i, value in enumerate(lst)]
-        self.addresses = [(p, p.data_ptr()) for d in dicts[len(subs):] for p in d.values()
-                          if p is not None]
+        self.addresses = [(p, p.data_ptr()) for d in dicts[len(subs):2 * len(subs)]
+                          for p in d.values() if p is not None]
         self.addresses.append((agent.log_alpha, agent.log_alpha.data_ptr()))
 
     def unchanged(self, agent: Any) -> bool:
@@ -158,6 +158,8 @@ def check_bound(agent: Any, flat: dict, optimizers: dict[str, torch.optim.Optimi
             # its state was changed by hand (optimizer.state.clear(), an entry replaced):
             # the update takes it on, as torch's Adam would, if it is Adam state it can run
             saved = optimizer.state_dict()
+            # an emptied entry is a fresh start to torch's Adam (and to adopt_optimizer_state)
+            saved["state"] = {i: e for i, e in saved["state"].items() if e}
             try:
                 checkpoint.check_optimizer_state(OPTIMIZER_OF[name], optimizer, saved)
             except ValueError as exc:

@@ -136,17 +136,7 @@ class ReplayBuffer:
         # five scattered reads, and padding beats unpadded rows too (a 36-byte row straddles
         # two lines half the time). BENCHMARKS.md has the timings of the three layouts.
         # The notebook's per-field arrays are views of it.
-        o, a = obs_dim, act_dim
-        width = 2 * o + a + 2
-        padded = -(-width // 16) * 16  # whole 64-byte cache lines per row
-        raw = np.zeros(size * padded + 16, dtype=np.float32)
-        start = (-raw.ctypes.data // 4) % 16  # first row on a 64-byte boundary
-        self._data = raw[start:start + size * padded].reshape(size, padded)
-        self.obs_buf = self._data[:, :o]
-        self.next_obs_buf = self._data[:, o:2 * o]
-        self.acts_buf = self._data[:, 2 * o:2 * o + a]
-        self.rews_buf = self._data[:, 2 * o + a]
-        self.done_buf = self._data[:, 2 * o + a + 1]
+        self._lay_out(None)
         self.ptr, self.size = 0, 0
         seed_bits = np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)
         self._rng_state = np.array(seed_bits, dtype=np.uint64)
@@ -154,6 +144,28 @@ class ReplayBuffer:
         self._table = np.empty(table_size, dtype=np.int64)
         self._idxs = np.empty(batch_size, dtype=np.int64)
         self._out = self._make_out(out)
+
+    def _lay_out(self, rows: np.ndarray | None) -> None:
+        """Allocate the aligned rows (a copy of ``rows`` if given) and their per-field views."""
+        o, a, size = self.obs_dim, self.act_dim, self.max_size
+        width = 2 * o + a + 2
+        padded = -(-width // 16) * 16  # whole 64-byte cache lines per row
+        raw = np.zeros(size * padded + 16, dtype=np.float32)
+        start = (-raw.ctypes.data // 4) % 16  # first row on a 64-byte boundary
+        self._data = raw[start:start + size * padded].reshape(size, padded)
+        if rows is not None:
+            self._data[:] = rows
+        self.obs_buf = self._data[:, :o]
+        self.next_obs_buf = self._data[:, o:2 * o]
+        self.acts_buf = self._data[:, 2 * o:2 * o + a]
+        self.rews_buf = self._data[:, 2 * o + a]
+        self.done_buf = self._data[:, 2 * o + a + 1]
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy: numpy copies each array apart, so the per-field arrays would no longer be
+        views of the rows (nor the rows aligned); lay them out again."""
+        self.__dict__.update(state)
+        self._lay_out(state["_data"])
 
     def _make_out(self, out):
         b = self.batch_size

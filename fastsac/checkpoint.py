@@ -221,12 +221,13 @@ def apply(agent, state: dict[str, Any]) -> None:
         agent.log_alpha.copy_(state["log_alpha"])
     for name in OPTIMIZERS:  # torch's own load: FastSAC's hooks keep the state in its buffers
         optimizer = getattr(agent, name)
+        saved = state["optimizers"][name]
         # the agent's own device setting, not the saving agent's: a CUDA agent's capturable
-        # Adam saved, then loaded on CPU, must not make torch's Adam demand CUDA tensors
-        capturable = [g.get("capturable", False) for g in optimizer.param_groups]
-        optimizer.load_state_dict(state["optimizers"][name])
-        for group, value in zip(optimizer.param_groups, capturable, strict=True):
-            group["capturable"] = value
+        # Adam saved, then loaded on CPU, must not make torch's Adam demand CUDA tensors (set
+        # before the load: torch places the step counts by it)
+        groups = [{**g, "capturable": own.get("capturable", False)}
+                  for g, own in zip(saved["param_groups"], optimizer.param_groups, strict=True)]
+        optimizer.load_state_dict({**saved, "param_groups": groups})
     agent.total_step = state["total_step"]
     # files written before updates were counted apart: one env, one update per frame, so the
     # last update's number was its frame (none yet during the warm-up)

@@ -456,6 +456,34 @@ def test_a_deep_copy_learns_as_its_original_does(updates):
     assert len(twin.vf_optimizer._optimizer_load_state_dict_post_hooks) == 1
 
 
+def test_a_deep_copy_trains_from_its_own_buffer_as_its_original():
+    """train() samples the replay buffer into the host batch the update reads: a copy's
+    sampling (its buffer's rows, views and batch arrays) must be its own and the same."""
+    import copy
+
+    agent = make(FastSAC, seed=0, dtype=torch.float64)
+    agent.train(150, plot_path=None, progress=False)
+    agent.env = ActionNormalizer(gym.make("Pendulum-v1"))  # train() closed the plain env
+    agent.env.reset(seed=5)  # copied with it: both then continue one env stream
+    twin = copy.deepcopy(agent)
+    assert twin.memory.obs_buf.base is not None and np.shares_memory(twin.memory.obs_buf,
+                                                                      twin.memory._data)
+    for a in (agent, twin):
+        a.train(120, plot_path=None, progress=False)
+    assert max_param_diff(agent, twin) == 0.0 and len(twin.memory) == 270
+
+
+def test_a_deep_copy_keeps_a_refused_edit_refused():
+    import copy
+
+    agent = make(FastSAC, seed=0)
+    agent.qf_1.out.bias.data = torch.full_like(agent.qf_1.out.bias, 7.0)
+    twin = copy.deepcopy(agent)
+    assert float(twin.qf_1.out.bias.detach()) == 7.0  # shows what the original shows
+    with pytest.raises(RuntimeError, match="qf_1's parameters were replaced"):
+        twin.update_model(random_batch_for(twin))
+
+
 def test_optimizer_edits_are_refused_or_taken_on():
     """Edits the update cannot run raise; an Adam reset (``state.clear()``, a common idiom)
     is taken on, as torch's Adam would: zero moments, step 0."""
@@ -472,6 +500,32 @@ def test_optimizer_edits_are_refused_or_taken_on():
     agent.update_model(random_batch_for(agent), policy_step=False)
     assert agent._flat["vf"].steps.tolist() == [1.0] * 6
     assert _step_counts(agent)["vf_optimizer"] == [1.0]
+    agent = _updated(FastSAC, 2)  # an entry's count replaced by hand: counts now differ
+    first = next(iter(agent.qf_2_optimizer.state.values()))
+    first["step"] = torch.tensor(0.0)
+    with pytest.raises(RuntimeError, match="different Adam step counts"):
+        agent.update_model(random_batch_for(agent))
+
+
+@pytest.mark.parametrize("how", ["clear the state", "empty each entry"])
+def test_an_adam_reset_by_hand_learns_as_the_reference(how):
+    """The same reset in both agents, then the same updates: they agree as before (float64)."""
+    ref, fast = _updated(SACAgent, 3), _updated(FastSAC, 3)
+    assert max_param_diff(ref, fast) < 1e-10
+    for agent in (ref, fast):
+        for name in ("vf_optimizer", "actor_optimizer"):
+            state = getattr(agent, name).state
+            if how == "clear the state":
+                state.clear()
+            else:
+                for entry in state.values():
+                    entry.clear()
+    for i in range(4):
+        noise = torch.randn(32, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
+        for agent in (ref, fast):
+            agent.update_model(random_batch_for(agent), noise, policy_step=i % 2 == 1)
+    assert max_param_diff(ref, fast) < 1e-10
+    assert _step_counts(ref) == _step_counts(fast)
 
 
 def test_a_cuda_agents_checkpoint_loads_into_a_cpu_reference(tmp_path):
