@@ -234,11 +234,11 @@ class FastSAC(AgentBase):
         return (adam_settings_problem(saved["param_groups"], self._cfg.adam_settings)
                 or step_count_problem(saved))
 
-    def _check_bound(self) -> None:
-        """Raise unless the update still works on what the agent shows (fastsac.binding): at
-        each ``train`` and each ``update_model`` called on its own (nothing can change them
-        inside ``train``), by an identity comparison first."""
-        if self._bindings.unchanged(self):
+    def _check_bound(self, full: bool = False) -> None:
+        """Raise unless the update still works on what the agent shows (fastsac.binding): in
+        full at each ``train`` (nothing can change it inside), before each ``update_model``
+        called on its own by an identity comparison first."""
+        if not full and self._bindings.unchanged(self):
             return
         check_bound(self, self._flat, self._optimizers, self._cfg.adam_settings)
         for optimizer in self._optimizers.values():  # equal settings, the update's own values
@@ -372,7 +372,7 @@ class FastSAC(AgentBase):
         return actor_loss, losses[1], losses[2], losses[3]
 
     def train(self, *args, **kwargs) -> dict[str, list[float]]:
-        self._check_bound()
+        self._check_bound(full=True)
         self._training = True
         try:
             return super().train(*args, **kwargs)

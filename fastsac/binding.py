@@ -81,25 +81,35 @@ class Bindings:
                          for name in SLOT_NAMES if OPTIMIZER_OF[name] is not None]
         subs = [sub for name in MODULES for sub in getattr(agent, name).modules()]
         dicts = [sub._modules for sub in subs] + [sub._parameters for sub in subs]
-        # each optimizer's groups (their parameter lists and settings) and Adam state (each
-        # parameter's entry and the tensors in it)
+        # each optimizer's groups (their parameter lists and settings) and Adam state (sizes
+        # below: anything rarer is left to the full check, which train() always runs and
+        # which runs after any change seen here; every per-call cost here counts in
+        # update_model's time)
         lists, picked = [], []
         for opt in self.optimizers:
-            dicts += list(opt.state.values())
             lists += [opt.param_groups, *(g["params"] for g in opt.param_groups)]
             picked += [(opt.__dict__, "state"), (opt.__dict__, "param_groups")]
             # settings by identity: a new value, even an equal one, takes the full check
             picked += [(g, key) for g in opt.param_groups for key in ("params", *adam_settings)]
-        self.states = [(opt.state, tuple(opt.state.values())) for opt in self.optimizers]
+        # the state's size and each entry's (``state.clear()``, an entry emptied, added or
+        # removed: the Adam resets people write); an entry replaced, or a tensor in one, is
+        # left to the full check
+        self.states = [(c, len(c)) for opt in self.optimizers
+                       for c in (opt.state, *opt.state.values())]
         # flat lists, compared in plain loops: the cheapest form of this check in CPython
         self.sizes = [(c, len(c)) for c in dicts + lists]
         self.entries = [(d, key, value) for d in dicts for key, value in d.items()]
         self.entries += [(d, key, d.get(key)) for d, key in picked]
         self.entries.append((agent.__dict__, "log_alpha", agent.log_alpha))
         self.items = [(lst, i, value) for lst in lists for i, value in enumerate(lst)]
-        self.addresses = [(p, p.data_ptr()) for d in dicts[len(subs):2 * len(subs)]
-                          for p in d.values() if p is not None]
-        self.addresses.append((agent.log_alpha, agent.log_alpha.data_ptr()))
+        # each parameter's address, and whether it must stay trainable: the update trains
+        # all of every trained slot's parameters (none may be frozen)
+        trained = {id(p) for name in SLOT_NAMES if OPTIMIZER_OF[name] is not None
+                   for p in slot_parameters(agent, name)}
+        self.addresses = [(p, p.data_ptr(), id(p) in trained)
+                          for d in dicts[len(subs):2 * len(subs)] for p in d.values()
+                          if p is not None]
+        self.addresses.append((agent.log_alpha, agent.log_alpha.data_ptr(), True))
 
     def unchanged(self, agent: Any) -> bool:
         for attr, obj in self.objects:
@@ -114,14 +124,11 @@ class Bindings:
         for lst, i, value in self.items:
             if lst[i] is not value:
                 return False
-        for state, values in self.states:  # by position: hashing tensors is slow
-            if len(state) != len(values):
+        for state, size in self.states:
+            if len(state) != size:
                 return False
-            for got, value in zip(state.values(), values, strict=True):
-                if got is not value:
-                    return False
-        for p, address in self.addresses:
-            if p.data_ptr() != address:
+        for p, address, must_train in self.addresses:
+            if p.data_ptr() != address or (must_train and not p.requires_grad):
                 return False
         return True
 
@@ -142,6 +149,11 @@ def check_bound(agent: Any, flat: dict, optimizers: dict[str, torch.optim.Optimi
         optimizer = optimizers.get(name)
         if optimizer is None:
             continue
+        if not all(p.requires_grad for p in params):
+            raise RuntimeError(
+                f"FastSAC.{name} has parameters with requires_grad=False: FastSAC's update "
+                "trains every parameter of its networks, so freezing layers is not supported "
+                "(the V target, which no optimizer trains, may be frozen)")
         if optimizer_of(agent, name) is not optimizer:
             raise RuntimeError(
                 f"FastSAC.{OPTIMIZER_OF[name]} was replaced; FastSAC's update keeps the Adam "

@@ -503,8 +503,21 @@ def test_optimizer_edits_are_refused_or_taken_on():
     agent = _updated(FastSAC, 2)  # an entry's count replaced by hand: counts now differ
     first = next(iter(agent.qf_2_optimizer.state.values()))
     first["step"] = torch.tensor(0.0)
-    with pytest.raises(RuntimeError, match="different Adam step counts"):
+    with pytest.raises(RuntimeError, match="different Adam step counts"):  # train(): in full
+        agent.train(10, plot_path=None, progress=False)
+
+
+def test_frozen_layers_are_refused_but_a_frozen_v_target_is_fine():
+    """The reference's Adam would skip a frozen layer; FastSAC's update trains them all, so
+    it refuses instead of training what the user froze."""
+    agent = _updated(FastSAC, 1)
+    agent.vf_target.requires_grad_(False)  # the usual for a target network: no optimizer
+    agent.update_model(random_batch_for(agent))
+    agent.actor.hidden1.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="actor has parameters with requires_grad=False"):
         agent.update_model(random_batch_for(agent))
+    with pytest.raises(RuntimeError, match="freezing layers is not supported"):
+        agent.train(10, plot_path=None, progress=False)
 
 
 @pytest.mark.parametrize("how", ["clear the state", "empty each entry"])
