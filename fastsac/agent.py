@@ -26,13 +26,14 @@ import torch.nn.functional as F
 from torch import optim
 
 from fastsac import background_compile as background
-from fastsac import checkpoint, native_update, ops
+from fastsac import native_update, ops
 from fastsac.base import AgentBase
 from fastsac.binding import (
     Bindings,
     adam_settings_problem,
     check_bound,
     normalise_settings,
+    refuse_unfit_state,
     step_count_problem,
 )
 from fastsac.buffer import ReplayBuffer
@@ -214,10 +215,7 @@ class FastSAC(AgentBase):
 
     def _refuse_unfit_state(self, name: str):
         def pre_hook(optimizer, saved):
-            checkpoint.check_optimizer_state(OPTIMIZER_OF[name], optimizer, saved)
-            problem = self._optimizer_state_problem(saved)
-            if problem:
-                raise ValueError(f"{OPTIMIZER_OF[name]}: {problem}")
+            refuse_unfit_state(OPTIMIZER_OF[name], optimizer, saved, self._cfg.adam_settings)
         return pre_hook
 
     def _adopt_loaded_state(self, name: str):

@@ -67,6 +67,18 @@ def step_count_problem(saved: dict) -> str | None:
     return None
 
 
+def refuse_unfit_state(where: str, optimizer: torch.optim.Optimizer, saved: Any,
+                       adam_settings: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless ``saved`` is Adam state FastSAC's update can run for
+    ``optimizer``'s parameters: its structure (``checkpoint.check_optimizer_state``), its
+    settings and one step count a network."""
+    checkpoint.check_optimizer_state(where, optimizer, saved)
+    problem = (adam_settings_problem(saved["param_groups"], adam_settings)
+               or step_count_problem(saved))
+    if problem:
+        raise ValueError(f"{where}: {problem}")
+
+
 class Bindings:
     """A snapshot of the objects the update is bound to: the agent's networks, log_alpha and
     optimizers, every submodule's children and parameters (with their addresses), and the
@@ -94,10 +106,9 @@ class Bindings:
         # the state's size and each entry's (``state.clear()``, an entry emptied, added or
         # removed: the Adam resets people write); an entry replaced, or a tensor in one, is
         # left to the full check
-        self.states = [(c, len(c)) for opt in self.optimizers
-                       for c in (opt.state, *opt.state.values())]
+        states = [c for opt in self.optimizers for c in (opt.state, *opt.state.values())]
         # flat lists, compared in plain loops: the cheapest form of this check in CPython
-        self.sizes = [(c, len(c)) for c in dicts + lists]
+        self.sizes = [(c, len(c)) for c in dicts + lists + states]
         self.entries = [(d, key, value) for d in dicts for key, value in d.items()]
         self.entries += [(d, key, d.get(key)) for d, key in picked]
         self.entries.append((agent.__dict__, "log_alpha", agent.log_alpha))
@@ -123,9 +134,6 @@ class Bindings:
                 return False
         for lst, i, value in self.items:
             if lst[i] is not value:
-                return False
-        for state, size in self.states:
-            if len(state) != size:
                 return False
         for p, address, must_train in self.addresses:
             if p.data_ptr() != address or (must_train and not p.requires_grad):
@@ -173,10 +181,7 @@ def check_bound(agent: Any, flat: dict, optimizers: dict[str, torch.optim.Optimi
             # an emptied entry is a fresh start to torch's Adam (and to adopt_optimizer_state)
             saved["state"] = {i: e for i, e in saved["state"].items() if e}
             try:
-                checkpoint.check_optimizer_state(OPTIMIZER_OF[name], optimizer, saved)
+                refuse_unfit_state(OPTIMIZER_OF[name], optimizer, saved, adam_settings)
             except ValueError as exc:
                 raise RuntimeError(str(exc)) from None
-            problem = step_count_problem(saved)
-            if problem:
-                raise RuntimeError(f"{OPTIMIZER_OF[name]}: {problem}")
             adopt_optimizer_state(flat[name], held, optimizer)
