@@ -4,9 +4,12 @@ settings as fastsac's mujoco preset uses them, for comparison with fastsac's cur
     python benchmarks/sb3_learning.py [--env HalfCheetah-v5] [--frames 100000] [--seed 0]
         [--threads 1] [--learning-starts 10000] [--out runs/sb3-halfcheetah]
 
-Writes OUT/metrics.csv (one row ``frame,score,seconds`` per finished episode, flushed as it goes)
-and OUT/summary.json (timings and the mean return of 10 stochastic evaluation episodes on a
-separate env seeded seed+1). No model file is saved.
+Writes OUT/metrics.csv (one row ``frame,score,seconds`` per finished episode, flushed as it goes),
+OUT/eval.csv (``frame,eval_return``: the mean return of ``--eval-episodes`` deterministic episodes
+on a separate env every ``--eval-every`` frames, by SB3's own ``EvalCallback``) and
+OUT/summary.json (timings and the mean return of 10 deterministic evaluation episodes on a
+separate env seeded seed+1, as ``fastsac train`` reports its test return). No model file is
+saved.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from stable_baselines3 import SAC
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
 
@@ -63,14 +66,14 @@ class EpisodeLogger(BaseCallback):
 
 
 def evaluate(model: SAC, env_id: str, seed: int, episodes: int = 10) -> float:
-    """Mean return of ``episodes`` stochastic (deterministic=False) episodes on a fresh env."""
+    """Mean return of ``episodes`` deterministic episodes on a fresh env."""
     env = gym.make(env_id)
     returns = []
     obs, _ = env.reset(seed=seed)
     for _ in range(episodes):
         done, total = False, 0.0
         while not done:
-            action, _ = model.predict(obs, deterministic=False)
+            action, _ = model.predict(obs, deterministic=True)
             obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             done = terminated or truncated
@@ -88,6 +91,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     p.add_argument("--learning-starts", type=int, default=10_000)
     p.add_argument("--out", default="runs/sb3-halfcheetah")
+    p.add_argument("--eval-every", type=int, default=5000, metavar="FRAMES")
+    p.add_argument("--eval-episodes", type=int, default=5)
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -116,9 +121,20 @@ def main() -> None:
     with open(out / "metrics.csv", "w", newline="") as f:
         f.write("frame,score,seconds\n")
         logger = EpisodeLogger(f)
+        eval_env = Monitor(gym.make(args.env))
+        eval_env.reset(seed=args.seed + 1)
+        evals = EvalCallback(eval_env, n_eval_episodes=args.eval_episodes,
+                             eval_freq=args.eval_every, deterministic=True, verbose=0,
+                             log_path=str(out))  # (it records evaluations only with a path)
         t0 = time.perf_counter()
-        model.learn(total_timesteps=args.frames, callback=logger)
+        model.learn(total_timesteps=args.frames, callback=CallbackList([logger, evals]))
         train_seconds = time.perf_counter() - t0
+        eval_env.close()
+    with open(out / "eval.csv", "w", newline="") as f:
+        f.write("frame,eval_return\n")
+        for frame, returns in zip(evals.evaluations_timesteps, evals.evaluations_results,
+                                  strict=True):
+            f.write(f"{frame},{float(np.mean(returns)):.4f}\n")
     env.close()
 
     eval_return = evaluate(model, args.env, args.seed + 1)
@@ -132,7 +148,9 @@ def main() -> None:
         "train_seconds": round(train_seconds, 3),
         "frames_per_second": round(args.frames / train_seconds, 2),
         "eval_episodes": 10,
-        "eval_deterministic": False,
+        "eval_deterministic": True,
+        "eval_every": args.eval_every,
+        "train_seconds_include_evaluations": True,
         "eval_mean_return": round(eval_return, 4),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -16,25 +16,22 @@ PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(fastsac, m) {
+  // tanh_mean: the notebook's head (SAC v1) squashes the mean; SB3's and CleanRL's (v2) do not
   m.def(
       "tanh_normal(Tensor mean_raw, Tensor log_std_raw, Tensor eps, float log_std_min, "
-      "float log_std_max) -> (Tensor, Tensor)");
+      "float log_std_max, bool tanh_mean=True) -> (Tensor, Tensor)");
   m.def(
       "tanh_normal_backward(Tensor grad_action, Tensor grad_log_prob, Tensor mean_raw, "
-      "Tensor log_std_raw, Tensor eps, float log_std_min, float log_std_max) -> (Tensor, Tensor)");
+      "Tensor log_std_raw, Tensor eps, float log_std_min, float log_std_max, "
+      "bool tanh_mean=True) -> (Tensor, Tensor)");
   m.def("polyak_(Tensor(a!)[] target, Tensor[] source, float tau) -> ()");
   // a @ b for the update graph's hidden layers on CPU (gemm_cpu.cpp)
   m.def("mm(Tensor a, Tensor b) -> Tensor");
-  // the actor's action for one state on CPU, for select_action (policy_cpu.cpp)
+  // the actor's action for states on CPU, for select_action (policy_cpu.cpp); eps None: the
+  // deterministic action (the squashed mean)
   m.def(
-      "policy_action(Tensor state, Tensor[] actor, Tensor eps, float log_std_min, "
-      "float log_std_max) -> Tensor");
-  // the whole SAC update, in place on the agent's flat buffers, ahead of time (sac_update_cpu.cpp)
-  m.def(
-      "sac_update_(Tensor(a!)[] state, Tensor obs, Tensor next_obs, Tensor acts, Tensor rews, "
-      "Tensor done, Tensor noise, int[] hidden_sizes, int[] tiled_layers, float gamma, float tau, "
-      "float target_entropy, float log_std_min, float log_std_max, float lr, float beta1, "
-      "float beta2, float adam_eps, bool policy_step) -> Tensor");
+      "policy_action(Tensor state, Tensor[] actor, Tensor? eps, float log_std_min, "
+      "float log_std_max, bool tanh_mean=True) -> Tensor");
   // Which SIMD build the float32 CPU kernels run (cpu_simd.h); "" asks without changing it.
   m.def("_cpu_simd(str request) -> str", [](std::string request) {
     return fastsac::cpu_simd(request);

@@ -1,5 +1,6 @@
-// CPU kernel of fastsac::policy_action: the actor's sample for one state ([obs_dim]) or for the
-// states of a vector env ([n, obs_dim], row by row), in one call.
+// CPU kernel of fastsac::policy_action: the actor's action for one state ([obs_dim]) or for the
+// states of a vector env ([n, obs_dim], row by row), in one call: a sample with noise eps, or the
+// deterministic action (the squashed mean: eps = 0) without.
 //
 // Why: select_action runs once per environment step. Through torch ops it is a dozen dispatches
 // (matrix-vector products, ReLUs, the fused head, ...) around a few thousand multiply-adds; here
@@ -10,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -36,8 +38,9 @@ void dense(const T* w, const T* b, const T* x, T* y, int64_t out, int64_t in, bo
   }
 }
 
-at::Tensor policy_action_cpu(const at::Tensor& state, at::TensorList actor, const at::Tensor& eps,
-                             double log_std_min, double log_std_max) {
+at::Tensor policy_action_cpu(const at::Tensor& state, at::TensorList actor,
+                             const std::optional<at::Tensor>& eps_opt, double log_std_min,
+                             double log_std_max, bool tanh_mean) {
   // actor: the Actor module's parameters in registration order: a weight and a bias per hidden
   // layer (any number >= 1), then log_std_layer's and mu_layer's
   TORCH_CHECK(actor.size() >= 6 && actor.size() % 2 == 0,
@@ -71,12 +74,15 @@ at::Tensor policy_action_cpu(const at::Tensor& state, at::TensorList actor, cons
               "policy_action: the heads do not take the last hidden layer's ", width, " values");
   TORCH_CHECK(actor[2 * layers + 1].numel() == act_dim && actor[2 * layers + 3].numel() == act_dim,
               "policy_action: the heads' biases must hold ", act_dim, " values");
-  TORCH_CHECK(eps.numel() == n * act_dim && eps.scalar_type() == dtype,
+  const bool sample = eps_opt.has_value() && eps_opt->defined();
+  TORCH_CHECK(!sample || (eps_opt->numel() == n * act_dim && eps_opt->scalar_type() == dtype &&
+                          eps_opt->device().is_cpu()),
               "policy_action: eps must hold ", n, " x ", act_dim, " values of the state's dtype");
   std::vector<at::Tensor> p;
   p.reserve(actor.size());
   for (const auto& t : actor) p.push_back(t.contiguous());
-  const at::Tensor x = state.contiguous(), e = eps.contiguous();
+  const at::Tensor x = state.contiguous();
+  const at::Tensor e = sample ? eps_opt->contiguous() : at::Tensor();
   at::Tensor action =
       rows ? at::empty({n, act_dim}, state.options()) : at::empty({act_dim}, state.options());
   AT_DISPATCH_FLOATING_TYPES(dtype, "policy_action_cpu", [&] {
@@ -101,9 +107,10 @@ at::Tensor policy_action_cpu(const at::Tensor& state, at::TensorList actor, cons
       dense<T>(ptr(2 * layers + 2), ptr(2 * layers + 3), in, mean_raw.data(), act_dim, in_dim,
                false);
       T* out = action.mutable_data_ptr<T>() + r * act_dim;
-      const T* ep = e.const_data_ptr<T>() + r * act_dim;
+      const T* ep = sample ? e.const_data_ptr<T>() + r * act_dim : nullptr;
       for (int64_t j = 0; j < act_dim; ++j) {
-        tanh_normal_forward_elem<T>(mean_raw[j], log_std_raw[j], ep[j], lo, half_range, &out[j]);
+        tanh_normal_forward_elem<T>(mean_raw[j], log_std_raw[j], sample ? ep[j] : T(0), lo,
+                                    half_range, tanh_mean, &out[j]);
       }
     }
   });

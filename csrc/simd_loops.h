@@ -1,6 +1,6 @@
 // The float32 loops of the SIMD kernels, written once over a vector type V (8 floats in the
 // AVX2 build, 16 in the AVX-512 one). An ISA's source file defines V (load, store, the partial
-// load/store of the last n < kWidth lanes, arithmetic and fs_tanh/fs_exp/fs_log/fs_sqrt),
+// load/store of the last n < kWidth lanes, arithmetic and fs_tanh/fs_exp/fs_log),
 // includes tanh_normal_math.h for the formula, then this file; both put their code in the inline
 // namespace FASTSAC_ISA, so each ISA's copies keep their own symbols.
 //
@@ -33,7 +33,7 @@ inline void store_n(const V& v, float* p, int64_t n) {
 // (summed left to right, as the portable loop does).
 template <typename V>
 void forward_rows(const float* m, const float* s, const float* e, float* action, float* log_prob,
-                  int64_t rows, int64_t dim, float lo, float half_range) {
+                  int64_t rows, int64_t dim, float lo, float half_range, bool tanh_mean) {
   constexpr int64_t kChunk = 512;  // elements per pass; their terms wait in `terms` (L1-sized)
   static_assert(kChunk % V::kWidth == 0, "a chunk holds whole vectors");
   alignas(64) float terms[kChunk];
@@ -46,7 +46,8 @@ void forward_rows(const float* m, const float* s, const float* e, float* action,
       const int64_t cnt = std::min<int64_t>(V::kWidth, k1 - k);
       V a;
       const V term = tanh_normal_forward_elem<V>(load_n<V>(m + k, cnt), load_n<V>(s + k, cnt),
-                                                 load_n<V>(e + k, cnt), V(lo), V(half_range), &a);
+                                                 load_n<V>(e + k, cnt), V(lo), V(half_range),
+                                                 tanh_mean, &a);
       store_n(a, action + k, cnt);
       store_n(term, terms + (k - k0), cnt);
     }
@@ -65,7 +66,7 @@ void forward_rows(const float* m, const float* s, const float* e, float* action,
 template <typename V>
 void backward_rows(const float* g_a, const float* g_lp, const float* m, const float* s,
                    const float* e, float* g_m, float* g_s, int64_t rows, int64_t dim, float lo,
-                   float half_range) {
+                   float half_range, bool tanh_mean) {
   const int64_t n = rows * dim;
   int64_t row = 0, col = 0;  // of element k; counted, not divided (an idiv per lane is slow)
   for (int64_t k = 0; k < n; k += V::kWidth) {
@@ -86,7 +87,7 @@ void backward_rows(const float* g_a, const float* g_lp, const float* m, const fl
     }
     V gm, gs;
     tanh_normal_backward_elem<V>(load_n<V>(m + k, cnt), load_n<V>(s + k, cnt),
-                                 load_n<V>(e + k, cnt), V(lo), V(half_range),
+                                 load_n<V>(e + k, cnt), V(lo), V(half_range), tanh_mean,
                                  load_n<V>(g_a + k, cnt), row_grad, &gm, &gs);
     store_n(gm, g_m + k, cnt);
     store_n(gs, g_s + k, cnt);
@@ -104,41 +105,21 @@ void polyak_span(float* t, const float* s, int64_t n, float tau, float keep) {
   }
 }
 
-// One Adam step over a span (AdamCoefs): the portable loop of sac_update_cpu.cpp's adam_group,
-// operation for operation and in its order, on vectors.
-template <typename V>
-void adam_span(float* p, float* m, float* v, const float* g, int64_t n, const AdamCoefs& c) {
-  const V w1(c.w1), b2(c.b2), w2(c.w2), bc2_sqrt(c.bc2_sqrt), eps(c.eps), step(c.step_size);
-  for (int64_t k = 0; k < n; k += V::kWidth) {
-    const int64_t cnt = std::min<int64_t>(V::kWidth, n - k);
-    const V gk = load_n<V>(g + k, cnt);
-    const V mk = load_n<V>(m + k, cnt);
-    const V m_new = mk + w1 * (gk - mk);
-    const V v_new = load_n<V>(v + k, cnt) * b2 + w2 * gk * gk;
-    const V denom = fs_sqrt(v_new) / bc2_sqrt + eps;
-    store_n(load_n<V>(p + k, cnt) - m_new / denom * step, p + k, cnt);
-    store_n(m_new, m + k, cnt);
-    store_n(v_new, v + k, cnt);
-  }
-}
-
 }  // namespace FASTSAC_ISA
 }  // namespace fastsac
 
 // The entry points declared in cpu_simd.h, for the including ISA's namespace.
 #define FASTSAC_DEFINE_SIMD_ENTRY_POINTS(V)                                                    \
   void forward_f32(const float* m, const float* s, const float* e, float* action,              \
-                   float* log_prob, int64_t rows, int64_t dim, float lo, float half_range) {    \
-    forward_rows<V>(m, s, e, action, log_prob, rows, dim, lo, half_range);                      \
+                   float* log_prob, int64_t rows, int64_t dim, float lo, float half_range,      \
+                   bool tanh_mean) {                                                            \
+    forward_rows<V>(m, s, e, action, log_prob, rows, dim, lo, half_range, tanh_mean);           \
   }                                                                                             \
   void backward_f32(const float* g_a, const float* g_lp, const float* m, const float* s,       \
                     const float* e, float* g_m, float* g_s, int64_t rows, int64_t dim, float lo, \
-                    float half_range) {                                                         \
-    backward_rows<V>(g_a, g_lp, m, s, e, g_m, g_s, rows, dim, lo, half_range);                  \
+                    float half_range, bool tanh_mean) {                                         \
+    backward_rows<V>(g_a, g_lp, m, s, e, g_m, g_s, rows, dim, lo, half_range, tanh_mean);       \
   }                                                                                             \
   void polyak_f32(float* t, const float* s, int64_t n, float tau, float keep) {                \
     polyak_span<V>(t, s, n, tau, keep);                                                         \
-  }                                                                                             \
-  void adam_f32(float* p, float* m, float* v, const float* g, int64_t n, const AdamCoefs& c) { \
-    adam_span<V>(p, m, v, g, n, c);                                                             \
   }

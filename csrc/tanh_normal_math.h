@@ -1,8 +1,10 @@
 // Elementwise math of the fused tanh-Normal head, shared by the CPU kernels (C++) and the
 // CUDA kernels (csrc/cuda/*.cu) so both compute the same formula. No torch headers here.
 //
+// Two heads share it (docs/design.md, "The actor heads"): the notebook's (SAC v1), whose mean is
+// squashed (tanh_mean), and SB3's/CleanRL's (SAC v2), whose mean is the raw output.
 // Per element, with m = mean_raw, s = log_std_raw, e = eps, lo/hi the log_std range:
-//   mean    = tanh(m)
+//   mean    = tanh(m), or m without tanh_mean
 //   t       = tanh(s)
 //   log_std = lo + 0.5 * (hi - lo) * (t + 1)
 //   std     = exp(log_std)
@@ -17,7 +19,7 @@
 // Backward, given g_a = dL/da and g_lp = dL/dlog_prob (the row's value, broadcast):
 //   dL/da   (total) = g_a + g_lp * 2a / (1 - a^2 + 1e-7)        [from -log(1 - a^2 + 1e-7)]
 //   dL/dz           = dL/da * (1 - a^2)                         [a = tanh(z)]
-//   dL/dmean_raw    = dL/dz * (1 - mean^2)                      [z = mean + std e, mean = tanh(m)]
+//   dL/dmean_raw    = dL/dz * (1 - mean^2), or dL/dz without tanh_mean  [z = mean + std e]
 //   dL/dlog_std     = dL/dz * e * std - g_lp                    [dz/dlog_std = e std; -log_std term]
 //   dL/dlog_std_raw = dL/dlog_std * 0.5 (hi - lo) * (1 - t^2)   [t = tanh(s)]
 // The Normal term's -e^2/2 does not depend on mean_raw or log_std_raw (e is a fixed input), which is
@@ -53,8 +55,9 @@ FASTSAC_HD double fs_log(double x) { return log(x); }
 
 // Forward of one element: writes the action, returns this element's log-prob term.
 template <typename T>
-FASTSAC_HD T tanh_normal_forward_elem(T m, T s, T e, T lo, T half_range, T* action) {
-  const T mean = fs_tanh(m);
+FASTSAC_HD T tanh_normal_forward_elem(T m, T s, T e, T lo, T half_range, bool tanh_mean,
+                                      T* action) {
+  const T mean = tanh_mean ? fs_tanh(m) : m;
   const T log_std = lo + half_range * (fs_tanh(s) + T(1));
   const T a = fs_tanh(mean + fs_exp(log_std) * e);
   *action = a;
@@ -64,16 +67,16 @@ FASTSAC_HD T tanh_normal_forward_elem(T m, T s, T e, T lo, T half_range, T* acti
 // Backward of one element (recomputes the forward intermediates from the inputs: cheaper than
 // saving four extra tensors, and bit-identical to what the forward computed).
 template <typename T>
-FASTSAC_HD void tanh_normal_backward_elem(T m, T s, T e, T lo, T half_range, T g_a, T g_lp,
-                                          T* g_m, T* g_s) {
-  const T mean = fs_tanh(m);
+FASTSAC_HD void tanh_normal_backward_elem(T m, T s, T e, T lo, T half_range, bool tanh_mean,
+                                          T g_a, T g_lp, T* g_m, T* g_s) {
+  const T mean = tanh_mean ? fs_tanh(m) : m;
   const T t = fs_tanh(s);
   const T log_std = lo + half_range * (t + T(1));
   const T std_ = fs_exp(log_std);
   const T a = fs_tanh(mean + std_ * e);
   const T one_minus_a2 = T(1) - a * a;
   const T g_z = (g_a + g_lp * T(2) * a / (one_minus_a2 + T(kSquashEps))) * one_minus_a2;
-  *g_m = g_z * (T(1) - mean * mean);
+  *g_m = tanh_mean ? g_z * (T(1) - mean * mean) : g_z;
   *g_s = (g_z * e * std_ - g_lp) * half_range * (T(1) - t * t);
 }
 

@@ -1,15 +1,12 @@
-"""Building a compiled update in a background process, so a training run never waits on the
-compiler.
+"""Running a compile in a background process, so a training run never waits on the compiler.
 
-With empty caches, compiling the update's two graphs (policy step or not) takes long
-(docs/design.md, "Cold start"; BENCHMARKS.md has the times). ``FastSAC.train`` therefore
-starts a child process that compiles them on zero tensors of the right shapes, at idle
-priority (nice 19), and learns meanwhile with the same update built ahead of time as one C++
-op (``fastsac.native_update``; they agree to rounding). The child
-fills torch.compile's on-disk caches (inductor's FX graph and kernel caches, AOTAutograd's);
-once it is done, the training process switches to the compiled update, which then loads from
-those caches instead of compiling. With a spare core the compiler runs there; on a busy machine
-it only takes the idle time, so a short run is never slower than the bridge.
+``start(key, "module:function", kwargs)`` runs ``function(**kwargs)`` once per ``key`` in a child
+process at idle priority (nice 19) and reports when it is done; it knows nothing of what is
+compiled. FastSAC uses it to fill torch.compile's on-disk caches (inductor's FX graph and
+kernel caches, AOTAutograd's) with its update (``fastsac.engine.warm_compile``) while it learns
+with the same update run eagerly; once the child is done, the training process compiles the
+update again, from the caches. With a spare core the compiler runs there; on a busy machine it
+takes only idle time, and the run stays on the eager update until it is done.
 
 Run as ``python -m fastsac.background_compile``, it reads one pickled request from stdin.
 """
@@ -17,20 +14,17 @@ Run as ``python -m fastsac.background_compile``, it reads one pickled request fr
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
+from collections.abc import Hashable
 from typing import Any
 
-# off switch, for machines where a child process is unwelcome
-ENV_SWITCH = "FASTSAC_BACKGROUND_COMPILE"
-# wall seconds a training run learns on the eager Python bridge (no C++ op) before it stops
-# waiting for a child that a busy machine leaves no idle time, and compiles in its own process
-PATIENCE_S = 180.0
+ENV_SWITCH = "FASTSAC_BACKGROUND_COMPILE"  # =0: no child processes
 
 
 def enabled() -> bool:
@@ -38,25 +32,27 @@ def enabled() -> bool:
 
 
 class Job:
-    """One child process compiling one update configuration."""
+    """One child process running one request."""
 
-    def __init__(self, request: dict[str, Any]):
+    def __init__(self, target: str, kwargs: dict[str, Any]):
         self._log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fastsac.background_compile"], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=self._log)
-        _idle_priority(self.proc.pid)
+        self.proc = subprocess.Popen([sys.executable, "-m", "fastsac.background_compile"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=self._log)
+        try:  # from here, not a preexec_fn in the child: unsafe in a process with threads
+            os.setpriority(os.PRIO_PROCESS, self.proc.pid, 19)
+        except (AttributeError, OSError):
+            pass
         try:
-            self.proc.stdin.write(pickle.dumps(request))
+            self.proc.stdin.write(pickle.dumps((target, kwargs)))
             self.proc.stdin.close()
         except BrokenPipeError:
             pass  # the child died at start; done() reports its error
         self.ok: bool | None = None  # None while it runs
-        self.started = time.perf_counter()
 
     def done(self) -> bool:
-        """Whether the child has finished (a failure is reported once, as a warning: the agent
-        then compiles in its own process, as without a background job)."""
+        """Whether the child has finished; a failure is reported once, as a warning (the work
+        is then done in the training process)."""
         if self.ok is not None:
             return True
         code = self.proc.poll()
@@ -66,21 +62,11 @@ class Job:
         if not self.ok:
             self._log.seek(0)
             tail = self._log.read().decode(errors="replace")[-2000:]
-            warnings.warn(f"fastsac: the background compile failed (exit code {code}); the "
-                          f"update compiles in this process instead.\n{tail}", RuntimeWarning,
+            warnings.warn(f"fastsac: the background compile failed (exit code {code}); it "
+                          f"compiles in this process instead.\n{tail}", RuntimeWarning,
                           stacklevel=3)
         self._log.close()
         return True
-
-    def waited(self) -> float:
-        """Seconds since the child started."""
-        return time.perf_counter() - self.started
-
-    def give_up(self) -> None:
-        """Stop the child; the update compiles in the training process."""
-        self.stop()
-        self.ok = False
-        self._log.close()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -88,71 +74,33 @@ class Job:
             self.proc.wait()
 
 
-_JOBS: dict[Any, Job | None] = {}
+_JOBS: dict[Hashable, Job | None] = {}
 
 
-def start(key: Any, request: dict[str, Any]) -> Job | None:
-    """The job compiling ``request`` (one per configuration ``key``, started at the first call);
-    ``None`` where no child process can start (the update then compiles in this process)."""
+def start(key: Hashable, target: str, kwargs: dict[str, Any]) -> Job | None:
+    """The job of ``key`` (started at the first call); None where no child can start."""
     if key not in _JOBS:
         try:
-            _JOBS[key] = Job(request)
+            _JOBS[key] = Job(target, kwargs)
         except OSError as exc:
-            warnings.warn(f"fastsac: no background compile ({exc}); the update compiles in "
-                          "this process", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"fastsac: no background compile ({exc}); compiling in this process",
+                          RuntimeWarning, stacklevel=3)
             _JOBS[key] = None
     return _JOBS[key]
 
 
 @atexit.register
 def _stop_all() -> None:
-    """A child outliving its training process would only burn CPU: stop it."""
+    """A child outliving its training process would only burn CPU."""
     for job in _JOBS.values():
         if job is not None:
             job.stop()
 
 
-def _idle_priority(pid: int) -> None:
-    """Nice 19 for the child, set from here: a ``preexec_fn`` doing it in the child is unsafe
-    in a process with threads (torch's, tqdm's), which this one has."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, 19)
-    except (AttributeError, OSError):  # no setpriority here, or the child already exited
-        pass
-
-
-def _compile(request: dict[str, Any]) -> None:
-    """Build an agent of the requested configuration on a stand-in env and run its compiled
-    update once per graph (policy step or not), on zero batches."""
-    import numpy as np
-    import torch
-
-    from fastsac.agent import FastSAC
-
-    torch.set_num_threads(request.pop("num_threads"))
-    obs_dim, action_dim = request.pop("obs_dim"), request.pop("action_dim")
-    batch_size = request.pop("batch_size")
-    agent = FastSAC(_stand_in_env(obs_dim, action_dim), batch_size, batch_size, compile=True,
-                    background_compile=False, **request)
-    batch = {"obs": np.zeros((batch_size, obs_dim)), "next_obs": np.zeros((batch_size, obs_dim)),
-             "acts": np.zeros((batch_size, action_dim)), "rews": np.zeros(batch_size),
-             "done": np.zeros(batch_size)}
-    noise = torch.zeros((batch_size, action_dim))
-    for policy_step in (False, True):
-        agent.update_model(batch, noise, policy_step=policy_step)
-
-
-def _stand_in_env(obs_dim: int, action_dim: int):
-    """An env with the training env's spaces: all an agent needs to be built."""
-    import gymnasium as gym
-    import numpy as np
-
-    class StandIn(gym.Env):
-        observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
-        action_space = gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
-
-    return StandIn()
+def _run(target: str, kwargs: dict[str, Any]) -> None:
+    module, function = target.split(":")
+    getattr(importlib.import_module(module), function)(**kwargs)
 
 
 if __name__ == "__main__":
-    _compile(pickle.loads(sys.stdin.buffer.read()))
+    _run(*pickle.loads(sys.stdin.buffer.read()))

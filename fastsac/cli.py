@@ -1,169 +1,193 @@
-"""``fastsac train | bench | check``: the command-line entry points."""
+"""``fastsac train | check | bench``: the command line. ``train`` has one flag per setting of
+:class:`fastsac.settings.SACConfig` (their help is the settings' own), plus the run's options.
+
+Errors of fastsac's own (bad settings, a bad checkpoint) are one line and exit status 2; an
+error raised anywhere else, inside a user's env say, shows its traceback."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
-from fastsac import resume, run_log
-from fastsac.base import INITIAL_RANDOM_STEPS, LEARNING_RATE, check_settings
-from fastsac.envs import VECTORIZATIONS
-from fastsac.networks import DEFAULT_HIDDEN_SIZES
+from fastsac import resume
+from fastsac.errors import ConfigError, FastSACError, TrainingDiverged
+from fastsac.settings import FIELDS, HELP, PRESETS, SACConfig
 
-# Settings of `fastsac train --preset NAME`; explicit options override them.
-PRESETS: dict[str, dict] = {
-    # the notebook's run: Pendulum, 128-128 nets
-    "notebook": {"env": "Pendulum-v1", "frames": 50_000, "hidden": DEFAULT_HIDDEN_SIZES,
-                 "lr": LEARNING_RATE, "batch_size": 128, "memory_size": 100_000,
-                 "initial_random_steps": INITIAL_RANDOM_STEPS},
-    # the SAC paper's MuJoCo settings (Haarnoja et al. 2018, appendix D): 256-256 nets, batch
-    # 256, a 1M buffer, lr 3e-4 for every network, 1M frames; 10k random warm-up steps as the
-    # notebook and the SB3/CleanRL MuJoCo recipes take (the paper's code uses 1k-10k)
-    "mujoco": {"env": "HalfCheetah-v5", "frames": 1_000_000, "hidden": (256, 256),
-               "lr": LEARNING_RATE, "batch_size": 256, "memory_size": 1_000_000,
-               "initial_random_steps": INITIAL_RANDOM_STEPS},
-}
-
-
-# Defaults of the options no preset sets. Every option defaults to None on the command line,
-# so --resume can tell the options given from the ones left unset.
-# What a run writes in its --out folder.
 METRICS_NAME, SUMMARY_NAME, PLOT_NAME = "metrics.csv", "summary.json", "learning_curve.png"
-OUTPUT_FILES = (resume.CHECKPOINT_NAME, METRICS_NAME, SUMMARY_NAME, PLOT_NAME)
-DEFAULTS: dict = {"preset": "notebook", "nproc": 1, "num_envs": 1, "vectorization": "sync",
-                  "updates_per_step": 1.0, "seed": 777, "device": "auto", "eager": False,
-                  "background_compile": True, "test_episodes": 10}
+OUTPUT_FILES = (resume.CHECKPOINT_NAME, METRICS_NAME, "eval.csv", SUMMARY_NAME, PLOT_NAME)
+# the run's options that no preset sets, and their defaults (every flag defaults to None on the
+# command line, so --resume can tell the options given from those left unset)
+RUN_DEFAULTS: dict[str, Any] = {"preset": "notebook", "env_kwargs": None, "nproc": 1,
+                                "num_envs": 1, "vectorization": "sync", "seed": 777,
+                                "device": "auto", "eager": False, "background_compile": True,
+                                "test_episodes": 10, "stochastic_test": False,
+                                "eval_every": None, "eval_episodes": 5}
+
+
+def count(text: str) -> int:
+    """An int flag that takes ``100000``, ``1e5`` or ``100_000``."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return int(value)
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("give a JSON object, e.g. '{\"g\": 9.81}'")
+    return value
+
+
+def _setting_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per SACConfig field, its type from the field's."""
+    for f in dataclasses.fields(SACConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        if f.name == "hidden_sizes":
+            p.add_argument(flag, "--hidden", dest=f.name, type=int, nargs="+", metavar="WIDTH",
+                           default=None, help=HELP[f.name])
+        elif f.name == "variant":
+            from fastsac.variants import VARIANTS
+
+            p.add_argument(flag, choices=sorted(VARIANTS), default=None, help=HELP[f.name])
+        else:
+            convert = count if kind.startswith("int") else float
+            p.add_argument(flag, type=convert, default=None, help=HELP[f.name])
 
 
 def _add_train(sub) -> None:
-    # (no ArgumentDefaultsHelpFormatter: every option defaults to None here, see DEFAULTS;
-    # the help texts name the real defaults)
-    p = sub.add_parser("train", help="train FastSAC (default: the notebook's Pendulum run)")
+    p = sub.add_parser("train", help="train an agent (default: the notebook's Pendulum run)",
+                       description="Train FastSAC. Options left out come from --preset, then "
+                       "from the defaults in the help.")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="a set of defaults: 'notebook' (Pendulum, 128-128, batch 128; the "
-                   "default) or 'mujoco' (SAC paper: 256-256, batch 256, 1M buffer, lr 3e-4)")
-    p.add_argument("--env", default=None, help="gymnasium env id (Box actions); "
-                   "default: the preset's")
-    p.add_argument("--frames", type=int, default=None,
-                   help="env steps to train for (default: the preset's)")
-    p.add_argument("--hidden", type=int, nargs="+", default=None, metavar="WIDTH",
-                   help="hidden layer widths of every network, e.g. --hidden 256 256 (default: the "
-                   "preset's)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate (all networks; default: the preset's)")
-    p.add_argument("--memory-size", type=int, default=None,
-                   help="replay buffer capacity (default: the preset's)")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="transitions per update (default: the preset's)")
-    p.add_argument("--initial-random-steps", type=int, default=None,
-                   help="random actions before learning starts (default: the preset's)")
-    p.add_argument("--num-envs", type=int, default=None,
-                   help="envs stepped together (a gymnasium vector env when > 1); --frames "
-                   "counts the transitions of all of them (default 1)")
-    p.add_argument("--vectorization", choices=VECTORIZATIONS, default=None,
-                   help="with --num-envs > 1: step the envs in this process or one "
-                   "subprocess each (default sync)")
-    p.add_argument("--updates-per-step", type=float, default=None,
-                   help="gradient updates per collected transition, e.g. 0.25, 1, 4 "
-                   "(default 1)")
-    p.add_argument("--seed", type=int, default=None, help="default 777")
-    p.add_argument("--out", default=None, help="output folder (default: runs/<env>)")
+                   help="'notebook' (Pendulum, v1, 128-128, batch 128; the default) or 'mujoco' "
+                   "(HalfCheetah-v5, v2, 256-256, batch 256, 1M buffer: SB3's settings)")
+    p.add_argument("--env", default=None, help="gymnasium env id ('module:Env-v0' imports "
+                   "module first); default: the preset's")
+    p.add_argument("--env-kwargs", type=_json_dict, default=None, metavar="JSON",
+                   help="keyword arguments of the env's constructor, as a JSON object")
+    p.add_argument("--frames", type=count, default=None,
+                   help="transitions to train for (1e5 is fine); default: the preset's")
+    _setting_flags(p)
+    p.add_argument("--num-envs", type=count, default=None,
+                   help="envs stepped together, a gymnasium vector env when > 1 (default 1)")
+    p.add_argument("--vectorization", choices=("sync", "async"), default=None,
+                   help="with --num-envs > 1: in this process or one subprocess each")
     p.add_argument("--device", default=None, help="auto (default), cpu or cuda")
     p.add_argument("--eager", action="store_const", const=True, default=None,
                    help="run the update uncompiled")
     p.add_argument("--no-background-compile", dest="background_compile",
                    action="store_const", const=False, default=None,
-                   help="wait for the compiler instead of learning with the ahead-of-time "
-                   "C++ update meanwhile (runs that repeat bitwise)")
-    p.add_argument("--test-episodes", type=int, default=None, help="default 10")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="FRAMES",
-                   help="write a resumable checkpoint every this many frames (default: a "
-                   "tenth of --frames; also at least every 10 minutes, and at the end)")
-    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="wait for the compiler instead of learning with the eager update "
+                   "meanwhile (runs that repeat bitwise)")
+    p.add_argument("--test-episodes", type=count, default=None,
+                   help="deterministic test episodes after training (default 10)")
+    p.add_argument("--stochastic-test", action="store_const", const=True, default=None,
+                   help="sample the test episodes' actions instead of the squashed mean")
+    p.add_argument("--eval-every", type=count, default=None, metavar="FRAMES",
+                   help="evaluate deterministic episodes every this many frames, into "
+                   "eval.csv and the plot")
+    p.add_argument("--eval-episodes", type=count, default=None, help="per evaluation (5)")
+    p.add_argument("--checkpoint-every", type=count, default=None, metavar="FRAMES",
+                   help="a resumable checkpoint every this many frames (default: a tenth of "
+                   "--frames; also every 10 minutes and at the end)")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="TensorBoard event files in DIR (needs the tensorboard package)")
+    p.add_argument("--nproc", type=count, default=None, metavar="N",
                    help="data-parallel over N processes on this machine (torchrun); --frames "
-                   "and --checkpoint-every count the transitions of all of them, "
-                   "--batch-size, --memory-size and --initial-random-steps are per process "
-                   "(default 1; under torchrun: its world size)")
+                   "counts all of them, --batch-size and --memory-size are per process")
     p.add_argument("--resume", default=None, metavar="DIR",
-                   help="continue the run in DIR from its checkpoint, with its settings, to its "
-                   "total of frames")
+                   help="continue the run in DIR from its checkpoint, with its settings; with "
+                   "--frames N, extend it to N frames")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --out folder that holds a run")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<env>)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def resolve_train_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill the options left unset from ``--preset`` and the defaults."""
-    for key, value in DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    preset = PRESETS[args.preset]
-    for key, value in preset.items():
-        if getattr(args, key) is None:
+    """Fill the options left unset from ``--preset``, then the defaults."""
+    if args.preset is None:
+        args.preset = RUN_DEFAULTS["preset"]
+    for key, value in {**PRESETS[args.preset], **RUN_DEFAULTS}.items():
+        if getattr(args, key, None) is None:
             setattr(args, key, value)
     if args.checkpoint_every is None:
         args.checkpoint_every = max(1, args.frames // 10)
     if args.out is None:
-        args.out = os.path.join("runs", args.env.split("/")[-1].split("-")[0].lower())
+        args.out = os.path.join("runs", args.env.split(":")[-1].split("/")[-1].split("-")[0]
+                                .lower())
     return args
 
 
-def _resumed_args(args: argparse.Namespace, config: dict | None) -> argparse.Namespace:
-    """The run's recorded settings, for ``--resume DIR`` (``config``: already read, or None);
-    options that contradict them are an error."""
+def settings_of(args: argparse.Namespace) -> SACConfig:
+    values = {k: getattr(args, k) for k in FIELDS if getattr(args, k) is not None}
+    if "hidden_sizes" in values:
+        values["hidden_sizes"] = tuple(values["hidden_sizes"])
+    return SACConfig(**values)
+
+
+def _resumed_args(args: argparse.Namespace, config: dict) -> argparse.Namespace:
+    """The run's recorded options for ``--resume DIR``; given options that contradict them
+    are an error (but ``--frames`` may extend the run, and outputs may change)."""
     from fastsac import distributed
 
     if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
-        raise ValueError(f"--resume {args.resume} writes to that folder; --out {args.out} "
-                         "contradicts it")
-    if config is None:
-        _, config = resume.recorded_run(args.resume)
+        raise ConfigError(f"--resume {args.resume} writes to that folder; --out {args.out} "
+                          "contradicts it")
     world = distributed.current_world()
     if config["nproc"] != (world.size if world else 1):
-        raise ValueError(f"{args.resume} is a run of {config['nproc']} processes; this is "
-                         f"{world.size if world else 1} (resume it with fastsac train --resume, "
-                         "which starts as many)")
-    given = {key: getattr(args, key) for key in resume.RUN_KEYS}
+        raise ConfigError(f"{args.resume} is a run of {config['nproc']} processes; this is "
+                          f"{world.size if world else 1}")
+    given = {key: getattr(args, key) for key in config if hasattr(args, key)}
+    if given.get("hidden_sizes") is not None:
+        given["hidden_sizes"] = list(given["hidden_sizes"])
     bad = resume.contradictions(given, config)
     if bad:
-        raise ValueError(f"--resume {args.resume}: these options contradict the run's settings "
-                         f"(leave them out to continue it as it was): {'; '.join(bad)}")
-    config = {**config, **{key: given[key] for key in resume.AFTER_TRAINING
-                           if given[key] is not None}}
-    return argparse.Namespace(**config, out=args.resume, resume=args.resume, overwrite=False,
-                              no_progress=args.no_progress)
+        raise ConfigError(f"--resume {args.resume}: these options contradict the run's "
+                          f"settings (leave them out to continue it): {'; '.join(bad)}")
+    if args.frames is not None and args.frames < config["frames"]:
+        raise ConfigError(f"--resume {args.resume}: --frames {args.frames} is fewer than the "
+                          f"run's {config['frames']}")
+    merged = {**config, **{k: v for k, v in given.items() if v is not None}}
+    return argparse.Namespace(**merged, out=args.resume, resume=args.resume, overwrite=False,
+                              no_progress=args.no_progress, tensorboard=args.tensorboard)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from fastsac import distributed, launch
 
-    nproc = args.nproc
-    if nproc is not None and nproc < 1:
-        raise ValueError(f"--nproc must be >= 1, got {nproc}")
     if args.resume is not None and args.overwrite:
-        raise ValueError("--overwrite starts a new run; --resume continues one: give one of them")
-    config = None  # the settings of the run to resume, read once here
-    if args.test_episodes is not None and args.test_episodes < 1:
-        raise ValueError(f"--test-episodes must be >= 1, got {args.test_episodes}")
+        raise ConfigError("--overwrite starts a new run; --resume continues one: give one")
+    config = None
     if args.resume is not None and not distributed.launched_by_torchrun():
         _, config = resume.recorded_run(args.resume)  # a run of N processes resumes as N
-        if nproc is not None and nproc != config["nproc"]:
-            raise ValueError(f"--resume {args.resume}: --nproc {nproc} contradicts the run's "
-                             f"{config['nproc']} processes (leave it out)")
+        if args.nproc is not None and args.nproc != config["nproc"]:
+            raise ConfigError(f"--resume {args.resume}: --nproc {args.nproc} contradicts the "
+                              f"run's {config['nproc']} processes (leave it out)")
         if config["nproc"] > 1:
             return launch.run_under_torchrun(config["nproc"], args.argv)
-    elif nproc is not None and nproc > 1 and not distributed.launched_by_torchrun():
+    elif args.nproc is not None and args.nproc > 1 and not distributed.launched_by_torchrun():
         _check_new_run(resolve_train_args(argparse.Namespace(**vars(args))))  # one message,
-        return launch.run_under_torchrun(nproc, args.argv)  # not one per rank
+        return launch.run_under_torchrun(args.nproc, args.argv)  # not one per rank
     if not distributed.launched_by_torchrun():
         return _train(args, None, config)
     world = distributed.init_from_env(args.device)
-    if nproc is not None and nproc != world.size:
-        raise ValueError(f"--nproc {nproc} contradicts torchrun's world of {world.size}")
+    if args.nproc is not None and args.nproc != world.size:
+        raise ConfigError(f"--nproc {args.nproc} contradicts torchrun's world of {world.size}")
     args.nproc = world.size
     try:
         return _train(args, world, None)
@@ -180,26 +204,26 @@ def cmd_train(args: argparse.Namespace) -> int:
             dist.destroy_process_group()
 
 
-def _check_new_run(args: argparse.Namespace) -> None:
-    """The settings of a new run, checked before anything starts (bad input: ValueError)."""
-    if args.frames < 1:
-        raise ValueError(f"--frames must be >= 1, got {args.frames}")
-    if args.num_envs < 1:
-        raise ValueError(f"--num-envs must be >= 1, got {args.num_envs}")
-    if args.checkpoint_every < 1:
-        raise ValueError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
-    check_settings(args.memory_size, args.batch_size,
-                   initial_random_steps=args.initial_random_steps, hidden_sizes=tuple(args.hidden),
-                   lr=args.lr, updates_per_step=args.updates_per_step, seed=args.seed)
+def _check_counts(args: argparse.Namespace) -> None:
+    for name in ("frames", "num_envs", "checkpoint_every", "test_episodes", "eval_episodes",
+                 "eval_every"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+
+
+def _check_new_run(args: argparse.Namespace) -> SACConfig:
+    """The settings of a new run, checked before anything starts."""
+    _check_counts(args)
+    settings = settings_of(args)
     if not args.overwrite and os.path.exists(resume.checkpoint_path(args.out)):
-        raise ValueError(f"{args.out} holds a run (its checkpoint.pt): continue it with "
-                         f"--resume {args.out}, start afresh with --overwrite, or pick another "
-                         "--out")
+        raise ConfigError(f"{args.out} holds a run (its checkpoint.pt): continue it with "
+                          f"--resume {args.out}, start afresh with --overwrite, or pick another "
+                          "--out")
+    return settings
 
 
 def _lost_peers(exc: RuntimeError) -> bool:
-    """Whether ``exc`` is a collective that failed because another rank is gone or hangs
-    (NCCL raises torch's DistError; gloo a RuntimeError naming gloo or the connection)."""
     import torch.distributed as dist
 
     if isinstance(exc, getattr(dist, "DistError", ())):
@@ -208,156 +232,166 @@ def _lost_peers(exc: RuntimeError) -> bool:
     return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout"))
 
 
-def _train(args: argparse.Namespace, world, config: dict | None) -> int:
-    """One process's run: the whole run, or one rank's share of a data-parallel one (rank 0
-    alone writes outputs and evaluates). ``config``: the resumed run's settings, if read."""
+def _make_env(args: argparse.Namespace, num_envs: int | None, autoreset: str):
     import gymnasium as gym
+
+    from fastsac import make_env
+
+    try:
+        return make_env(args.env, num_envs=num_envs, vectorization=args.vectorization,
+                        autoreset=autoreset, env_kwargs=args.env_kwargs)
+    except (gym.error.Error, ModuleNotFoundError) as exc:  # an unknown id, a missing package
+        raise ConfigError(f"cannot make env {args.env!r}: {exc}") from exc
+
+
+def _train(args: argparse.Namespace, world, config: dict | None) -> int:
+    """One process's run: the whole run, or one rank's share (rank 0 alone writes outputs)."""
     import numpy as np
 
-    from fastsac import FastSAC, make_env
-    from fastsac.divergence import TrainingDiverged
+    from fastsac import FastSAC
 
     rank, nproc = (world.rank, world.size) if world else (0, 1)
-    if args.resume is not None:
-        args, resuming = _resumed_args(args, config), True
+    resuming = args.resume is not None
+    if resuming:
+        if config is None:
+            _, config = resume.recorded_run(args.resume)
+        args = _resumed_args(args, config)
+        _check_counts(args)
+        settings = settings_of(args)
     else:
-        args, resuming = resolve_train_args(args), False
+        args = resolve_train_args(args)
         args.nproc = nproc
-        _check_new_run(args)
-    device = None if args.device == "auto" else args.device
+        settings = _check_new_run(args)
+        vars(args).update(settings.to_dict())  # recorded resolved, for --resume to compare
     num_envs = None if args.num_envs == 1 else args.num_envs  # one env: the plain env
     # data-parallel ranks update in lockstep: a vector env resets in the step that ends an
     # episode, so every step is num_envs transitions on every rank
-    autoreset = "SameStep" if world is not None else "NextStep"
-    try:
-        env = make_env(args.env, num_envs=num_envs, vectorization=args.vectorization,
-                       autoreset=autoreset)
-    except gym.error.Error as exc:
-        raise ValueError(f"cannot make env {args.env!r}: {exc}") from exc
-    agent = FastSAC(env, args.memory_size, args.batch_size,
-                    initial_random_steps=args.initial_random_steps,
-                    hidden_sizes=tuple(args.hidden), lr=args.lr,
-                    updates_per_step=args.updates_per_step, device=device,
-                    seed=args.seed, compile=not args.eager,
-                    background_compile=args.background_compile,
+    env = _make_env(args, num_envs, "SameStep" if world is not None else "NextStep")
+    agent = FastSAC(env, **settings.to_dict(), device=args.device,
+                    compile=not args.eager, background_compile=args.background_compile,
                     data_parallel=world is not None)
     checkpoint_file = resume.checkpoint_path(args.out)
     if resuming:
         try:
-            agent.load(checkpoint_file)  # checked whole before anything is written
-        except ValueError:
+            agent.load(checkpoint_file)
+        except FastSACError:
             env.close()
             raise
     agent.run_config = resume.run_config(args)
     if rank == 0:
         os.makedirs(args.out, exist_ok=True)
-        if args.overwrite:  # the old run's files go, so a kill before the first checkpoint
-            for name in OUTPUT_FILES:  # cannot leave its checkpoint to be resumed
+        if args.overwrite:  # the old run's files go first: a kill before the first
+            for name in OUTPUT_FILES:  # checkpoint cannot leave it to be resumed
                 if os.path.exists(os.path.join(args.out, name)):
                     os.unlink(os.path.join(args.out, name))
     envs = f"{args.num_envs} {args.vectorization} envs" if num_envs else "1 env"
-    verb = f"resuming at frame {agent.total_step} of" if resuming else "train:"
-    ranks = f" x {nproc} processes (data-parallel)" if world else ""
     if rank == 0:
-        print(f"fastsac {verb} {args.env} ({envs}{ranks}), {args.frames} frames, seed "
-              f"{args.seed}, hidden {'-'.join(map(str, agent.hidden_sizes))}, batch "
-              f"{agent.batch_size}, memory {agent.memory_size}, lr {agent.lr:g}, "
-              f"{args.updates_per_step:g} updates per step, device {agent.device}, "
-              f"{'eager' if args.eager else 'compiled'} update", flush=True)
-    resumed_from = agent.total_step
-    start, started_at = time.perf_counter(), time.time()
-    # data-parallel: --frames and --checkpoint-every count all ranks' transitions
-    remaining = -(-args.frames // nproc) - agent.total_step
+        verb = f"resuming at frame {agent.total_step} of" if resuming else "train:"
+        print(f"fastsac {verb} {args.env} ({envs}{f' x {nproc} processes' if world else ''}), "
+              f"{args.frames} frames, SAC {settings.variant}, hidden "
+              f"{'-'.join(map(str, settings.hidden_sizes))}, batch {settings.batch_size}, "
+              f"memory {settings.memory_size}, lr {settings.lr:g}, seed {settings.seed}, "
+              f"device {agent.device}, {'eager' if args.eager else 'compiled'} update",
+              flush=True)
+    resumed_from, start, started_at = agent.total_step, time.perf_counter(), time.time()
+    remaining = -(-args.frames // nproc) - agent.total_step  # --frames counts every rank's
+    history = agent.history  # a finished run resumed: only its test and summary are left
     try:
         if remaining > 0:
             history = agent.train(
-                remaining, plot_path=os.path.join(args.out, PLOT_NAME) if rank == 0
-                else None, progress=not args.no_progress and rank == 0,
-                checkpoint_path=checkpoint_file,
+                remaining, plot_path=os.path.join(args.out, PLOT_NAME) if rank == 0 else None,
+                progress=False if args.no_progress else None, checkpoint_path=checkpoint_file,
                 checkpoint_every=max(1, args.checkpoint_every // nproc),
-                metrics_path=os.path.join(args.out, METRICS_NAME))
-        else:  # the run had finished training: only its outputs are left to write
-            history = agent.history
-            run_log.write_metrics(os.path.join(args.out, METRICS_NAME), history)
-            agent.output_seconds = 0.0
+                metrics_path=os.path.join(args.out, METRICS_NAME),
+                tensorboard_dir=args.tensorboard, eval_every=args.eval_every,
+                eval_episodes=args.eval_episodes,
+                eval_env=_make_env(args, None, "NextStep") if args.eval_every else None)
     except TrainingDiverged as exc:
         print(f"fastsac train: error: {exc}", file=sys.stderr)
         return 3
     finally:
         env.close()
-    if rank != 0:  # rank 0 writes the outputs
+    if rank != 0:
         return 0
     train_seconds = time.perf_counter() - start
-    # a vector env's last step may collect N - 1 more; data-parallel: every rank as many
     frames = (agent.total_step - resumed_from) * nproc
-    seconds = time.perf_counter() - start  # the run: training and its outputs
-    output_seconds = agent.output_seconds + seconds - train_seconds
-    eval_env = make_env(args.env)
+    test_env = _make_env(args, None, "NextStep")
     try:
-        eval_env.reset(seed=args.seed + 1)
-        scores = agent.evaluate(args.test_episodes, env=eval_env)
+        test_env.reset(seed=settings.seed + 1 if settings.seed is not None else None)
+        scores = agent.evaluate(args.test_episodes, env=test_env,
+                                deterministic=not args.stochastic_test)
     finally:
-        eval_env.close()
-    summary = {"env": args.env, "frames": args.frames, "seed": args.seed,
-               "preset": args.preset, "hidden_sizes": list(agent.hidden_sizes),
-               "batch_size": agent.batch_size, "memory_size": agent.memory_size,
-               "lr": agent.lr, "initial_random_steps": agent.initial_random_steps,
-               "num_envs": args.num_envs, "vectorization": args.vectorization,
-               "nproc": nproc, "effective_batch_size": agent.batch_size * nproc,
-               "updates_per_step": args.updates_per_step,
-               "device": str(agent.device), "resumed_from_frame": resumed_from,
-               "frames_collected": frames,
-               "train_seconds": round(train_seconds, 1),
+        test_env.close()
+    engine = agent.engine
+    summary = {"env": args.env, "env_kwargs": args.env_kwargs, "frames": args.frames,
+               "preset": args.preset, "settings": settings.to_dict(),
+               "num_envs": args.num_envs, "nproc": nproc, "device": str(agent.device),
+               "effective_batch_size": settings.batch_size * nproc,
+               "resumed_from_frame": resumed_from, "frames_collected": frames,
+               "episodes": len(history["score"]), "train_seconds": round(train_seconds, 1),
                "frames_per_second": round(frames / max(train_seconds, 1e-9), 1),
-               # plots, metrics and checkpoints: their share of the run's time
-               "output_seconds": round(output_seconds, 3),
-               "output_share": round(output_seconds / max(seconds, 1e-9), 5),
-               # seconds from the start of training (not from launch) to the first update
-               # compiled by inductor, and to the first by the C++ op while it compiled (None:
-               # none ran; CUDA runs record neither)
-               "first_compiled_update_train_s": _seconds_after(
-                   agent.first_compiled_update_time, started_at),
-               "first_native_update_train_s": _seconds_after(
-                   agent.first_native_update_time, started_at),
-               # the same as Unix times, for a caller that timed the launch (cold_start.py)
-               "first_compiled_update_time": agent.first_compiled_update_time,
-               "first_native_update_time": agent.first_native_update_time,
-               "test_episodes": len(scores), "test_mean_return": float(np.mean(scores)),
-               "test_returns": [round(s, 2) for s in scores]}
+               "output_share": round(getattr(agent, "output_seconds", 0.0)
+                                     / max(train_seconds, 1e-9), 5),
+               # seconds into training of the first update on the eager bridge while the graph
+               # compiled, and of the first compiled one (None: none ran)
+               "first_bridge_update_train_s": _after(engine.first_bridge_update_time, started_at),
+               "first_compiled_update_train_s": _after(engine.first_compiled_update_time,
+                                                       started_at),
+               "test_deterministic": not args.stochastic_test, "test_episodes": len(scores),
+               "test_mean_return": float(np.mean(scores)),
+               "test_returns": [round(s, 2) for s in scores],
+               "eval_frames": agent.eval_history["frame"],
+               "eval_returns": [round(r, 2) for r in agent.eval_history["eval_return"]]}
     with open(os.path.join(args.out, SUMMARY_NAME), "w") as f:
         json.dump(summary, f, indent=2)
     print(f"trained {frames} frames in {train_seconds:.0f} s "
-          f"({frames / max(train_seconds, 1e-9):.0f} frames/s)")
-    print(f"outputs in {args.out}/: {', '.join(OUTPUT_FILES)}")
-    print(f"mean return over {len(scores)} test episodes: {np.mean(scores):.1f}")
+          f"({frames / max(train_seconds, 1e-9):.0f} frames/s); outputs in {args.out}/")
+    kind = "stochastic" if args.stochastic_test else "deterministic"
+    print(f"mean return over {len(scores)} {kind} test episodes: {np.mean(scores):.1f}")
     return 0
 
 
-def _seconds_after(when: float | None, start: float) -> float | None:
+def _after(when: float | None, start: float) -> float | None:
     return None if when is None else round(when - start, 2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fastsac", description="Fast, verified Soft Actor-Critic for PyTorch.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,bench,check}")
+    parser = argparse.ArgumentParser(prog="fastsac", description="Fast, verified Soft "
+                                     "Actor-Critic for PyTorch.")
+    sub = parser.add_subparsers(dest="command", metavar="{train,check,bench}")
     _add_train(sub)
-    from fastsac import bench_cli, check_cli
+    from fastsac import check
 
-    bench_cli.add_parser(sub)
-    check_cli.add_parser(sub)
+    check.add_parser(sub)
+    bench = sub.add_parser("bench", help="the benchmark suite (from a checkout: benchmarks/)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="its own options")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv
     if args.command is None:
         parser.print_help()
         return 2
-    handlers = {"train": cmd_train, "bench": bench_cli.run, "check": check_cli.run}
     try:
-        return handlers[args.command](args)
-    except (ValueError, TypeError) as exc:  # bad input: say what, not where
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "check":
+            return check.run(args)
+        return _bench(args.rest)
+    except FastSACError as exc:  # fastsac's own: what, not where
         print(f"fastsac {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _bench(rest: list[str]) -> int:
+    """``fastsac bench``: the suite lives in the repository's benchmarks/, not the package."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "benchmarks", "suite.py")):
+        raise ConfigError("fastsac bench runs the repository's benchmarks/: install fastsac "
+                          "from a checkout (pip install -e .)")
+    sys.path.insert(0, root)
+    from benchmarks import suite
+
+    return suite.main(rest)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,9 @@
-"""The eager reference: the notebook's SAC in plain PyTorch, step for step.
-
-This is the baseline of every agreement test and benchmark, so it stays honest and
-unoptimised: a numpy buffer sampling with ``np.random.choice`` (as the notebook does),
-``torch.distributions.Normal`` for the policy, one ``backward()`` and ``optimizer.step()`` per
-loss in the notebook's order, a Python loop for the Polyak update. The numbered comments refer
-to the semantics list in docs/design.md.
+"""The eager reference: SAC in plain PyTorch, the way the math reads. The baseline of every
+agreement check and benchmark, so it stays honest and unoptimised: the notebook's numpy buffer
+(``np.random.choice`` sampling), the actor head as ``torch.distributions.Normal``, and each
+network descending its own loss with its own ``torch.optim.Adam``, in the variant's order
+(docs/design.md, section 2). The losses are the variant's (``fastsac.variants``), the ones the
+fast engine runs: what differs is everything around them.
 """
 
 from __future__ import annotations
@@ -13,13 +12,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.distributions import Normal
 
 from fastsac import distributed
-from fastsac.base import AgentBase
+from fastsac.agent import Agent
 from fastsac.buffer import check_transitions_state, load_transitions_state, transitions_state
+from fastsac.networks import Head
 from fastsac.rng_state import random_state_state, set_random_state_state
+from fastsac.state import parameters
 
 
 class NumpyReplayBuffer:
@@ -74,12 +74,12 @@ class NumpyReplayBuffer:
 
 
 def tanh_normal_sample(mean_raw: torch.Tensor, log_std_raw: torch.Tensor, eps: torch.Tensor,
-                       log_std_min: float, log_std_max: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1) The actor head as the notebook writes it: tanh-squashed Normal with
-    reparameterised noise ``eps``; returns ``(action, log_prob)`` with log_prob ``[..., 1]``."""
-    mean = torch.tanh(mean_raw)
-    log_std = torch.tanh(log_std_raw)
-    log_std = log_std_min + 0.5 * (log_std_max - log_std_min) * (log_std + 1)
+                       head: Head) -> tuple[torch.Tensor, torch.Tensor]:
+    """The actor head: a tanh-squashed Normal, reparameterised with noise ``eps``; returns
+    ``(action, log_prob)`` with log_prob ``[..., 1]``."""
+    mean = torch.tanh(mean_raw) if head.tanh_mean else mean_raw
+    lo, hi = head.log_std_min, head.log_std_max
+    log_std = lo + 0.5 * (hi - lo) * (torch.tanh(log_std_raw) + 1)
     std = torch.exp(log_std)
     dist = Normal(mean, std)
     z = mean + std * eps  # dist.rsample() with the given noise
@@ -88,110 +88,109 @@ def tanh_normal_sample(mean_raw: torch.Tensor, log_std_raw: torch.Tensor, eps: t
     return action, log_prob.sum(-1, keepdim=True)
 
 
-class SACAgent(AgentBase):
-    """The eager reference agent: the notebook's ``SACAgent`` on gymnasium. See
-    :class:`fastsac.base.AgentBase` for the arguments."""
+class ModuleNets:
+    """The agent's modules, as a variant's loss evaluates them. ``frozen`` changes nothing here:
+    each network's gradient is taken from its own loss alone."""
 
-    def _make_memory(self, obs_dim, size, batch_size, act_dim, seed):
-        return NumpyReplayBuffer(obs_dim, size, batch_size, act_dim, seed=seed)
+    def __init__(self, agent: Agent):
+        self.agent = agent
 
-    def _sample_actor(self, state: torch.Tensor, eps: torch.Tensor | None = None):
-        mean_raw, log_std_raw = self.actor.heads(state)
-        if eps is None:
-            eps = self._noise(mean_raw.shape)
-        return tanh_normal_sample(mean_raw, log_std_raw, eps, self.actor.log_std_min,
-                                  self.actor.log_std_max)
+    def critic(self, name: str, *inputs: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+        return getattr(self.agent, name)(*inputs)
 
-    def _policy_action(self, state: np.ndarray) -> np.ndarray:
-        state_t = torch.as_tensor(np.asarray(state), dtype=self.dtype, device=self.device)
-        action, _ = self._sample_actor(state_t)
-        return action.detach().cpu().numpy().astype(np.float32)
+    def sample(self, obs: torch.Tensor, eps: torch.Tensor, frozen: bool = False):
+        return tanh_normal_sample(*self.agent.actor.heads(obs), eps, self.agent._variant.head)
 
-    def _as_tensor(self, array, shape) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array), dtype=self.dtype,
-                               device=self.device).reshape(shape)
 
-    def update_model(self, batch: dict[str, Any] | None = None,
-                     noise: torch.Tensor | None = None,
-                     policy_step: bool | None = None) -> tuple[torch.Tensor, ...]:
-        """One SAC update. ``batch`` (shaped like ``sample_batch()``) and ``noise`` (the actor's
-        standard-normal eps, ``[batch, action_dim]``) override the buffer and the RNG, for
-        agreement checks; ``policy_step`` says whether the actor and the V target step (``None``:
-        the notebook's rule on ``total_step``; ``train`` passes its update count's).
-        Returns ``(actor_loss, qf_loss, vf_loss, alpha_loss)``."""
-        samples = self.memory.sample_batch() if batch is None else batch
-        state = self._as_tensor(samples["obs"], (-1, self.obs_dim))
-        next_state = self._as_tensor(samples["next_obs"], (-1, self.obs_dim))
-        action = self._as_tensor(samples["acts"], (-1, self.action_dim))
-        reward = self._as_tensor(samples["rews"], (-1, 1))
-        done = self._as_tensor(samples["done"], (-1, 1))
-        if noise is not None:
-            noise = noise.to(device=self.device, dtype=self.dtype)
+class ReferenceEngine:
+    """The reference's update and acting (the engine interface ``fastsac.agent.Agent`` uses)."""
 
-        # (2) one actor forward, used by every loss below
-        new_action, log_prob = self._sample_actor(state, noise)
+    def __init__(self, agent: Agent):
+        self.agent = agent
 
-        # (3) alpha first
-        alpha_loss = (-self.log_alpha.exp() * (log_prob + self.target_entropy).detach()).mean()
-        self.alpha_optimizer.zero_grad()
-        alpha_loss.backward()
-        self._average_grads([self.log_alpha])
-        self.alpha_optimizer.step()
-        alpha = self.log_alpha.exp()  # the new value
+    def _tensor(self, array, width: int) -> torch.Tensor:
+        a = self.agent
+        return torch.as_tensor(np.asarray(array), dtype=a.dtype, device=a.device).reshape(-1, width)
 
-        # (4) Q targets; terminated-only bootstrap mask
-        mask = 1 - done
-        q_1_pred = self.qf_1(state, action)
-        q_2_pred = self.qf_2(state, action)
-        v_target = self.vf_target(next_state)
-        q_target = reward + self.gamma * v_target * mask
-        qf_1_loss = F.mse_loss(q_1_pred, q_target.detach())
-        qf_2_loss = F.mse_loss(q_2_pred, q_target.detach())
+    def update(self, policy_step: bool, batch: dict | None,
+               noise: torch.Tensor | None) -> torch.Tensor:
+        a, variant = self.agent, self.agent._variant
+        samples = a.memory.sample_batch() if batch is None else batch
+        o, d = a.obs_dim, a.action_dim
+        tensors = tuple(self._tensor(samples[k], w) for k, w in
+                        (("obs", o), ("next_obs", o), ("acts", d), ("rews", 1), ("done", 1)))
+        if noise is None:
+            noise = a._noise((variant.noise_draws, tensors[0].shape[0], d))
+        nets = ModuleNets(a)
+        sample = nets.sample(tensors[0], noise[0])  # one actor forward, used by every loss
+        # alpha first: the losses see its new value
+        alpha_loss = (-a.log_alpha.exp() * (sample[1] + a.target_entropy).detach()).mean()
+        self._descend(a.alpha_optimizer, [a.log_alpha],
+                      torch.autograd.grad(alpha_loss, [a.log_alpha], retain_graph=True))
+        losses = variant.losses(nets, tensors, sample, a.log_alpha.exp().detach(), a.config,
+                                noise)
+        # every gradient from the parameters as the update began, each network's from its own
+        # loss; then the steps
+        stepped = [s for s in a.slots if s.optimizer and s.name != "log_alpha"
+                   and (policy_step or s.name != "actor")]
+        grads = {s.name: torch.autograd.grad(losses[s.name], parameters(a, s), retain_graph=True)
+                 for s in stepped}
+        polyak = variant.polyak_every_update or policy_step
+        if polyak and not variant.polyak_after_step:  # the targets blend the pre-step networks
+            self._polyak()
+        for s in stepped:
+            self._descend(getattr(a, s.optimizer), parameters(a, s), grads[s.name])
+        if polyak and variant.polyak_after_step:
+            self._polyak()
+        return variant.report({k: v.detach() for k, v in losses.items()}, alpha_loss.detach(),
+                              policy_step, a.config.n_critics)
 
-        # (5) V target
-        v_pred = self.vf(state)
-        q_pred = torch.min(self.qf_1(state, new_action), self.qf_2(state, new_action))
-        v_target = q_pred - alpha * log_prob
-        vf_loss = F.mse_loss(v_pred, v_target.detach())
+    def _descend(self, optimizer, params, grads) -> None:
+        """One Adam step with these gradients (data-parallel: averaged over the ranks first)."""
+        if self.agent.world_size > 1:
+            grads = distributed.average_flat(list(grads), self.agent.world_size)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g.detach().clone()
+        optimizer.step()
+        optimizer.zero_grad()
 
-        # (6) actor and Polyak every policy_update_freq steps; the Polyak update runs before V's
-        # optimizer step, so it blends V's pre-step parameters.
-        if self._is_policy_step(policy_step):
-            advantage = q_pred - v_pred.detach()
-            actor_loss = (alpha * log_prob - advantage).mean()
-            self.actor_optimizer.zero_grad()
-            actor_loss.backward()  # also reaches Q; the zero_grad below discards that
-            self._average_grads(self.actor.parameters())
-            self.actor_optimizer.step()
-            self._target_soft_update()
-        else:
-            actor_loss = torch.zeros(1)
+    def _polyak(self) -> None:
+        """target <- tau * source + (1 - tau) * target, parameter by parameter."""
+        a, tau = self.agent, self.agent.config.tau
+        for s in a.slots:
+            if s.target_of is not None:
+                with torch.no_grad():
+                    for t, p in zip(getattr(a, s.name).parameters(),
+                                    getattr(a, s.target_of).parameters(), strict=True):
+                        t.copy_(tau * p + (1.0 - tau) * t)
 
-        # (7) Q1, Q2 and V step every update
-        self.qf_1_optimizer.zero_grad()
-        qf_1_loss.backward()
-        self._average_grads(self.qf_1.parameters())
-        self.qf_1_optimizer.step()
-        self.qf_2_optimizer.zero_grad()
-        qf_2_loss.backward()
-        self._average_grads(self.qf_2.parameters())
-        self.qf_2_optimizer.step()
-        qf_loss = qf_1_loss + qf_2_loss
-        self.vf_optimizer.zero_grad()
-        vf_loss.backward()
-        self._average_grads(self.vf.parameters())
-        self.vf_optimizer.step()
+    def act(self, states: np.ndarray, deterministic: bool) -> np.ndarray:
+        a = self.agent
+        x = torch.as_tensor(np.asarray(states), dtype=a.dtype, device=a.device)
+        with torch.no_grad():
+            mean_raw, log_std_raw = a.actor.heads(x)
+            eps = torch.zeros_like(mean_raw) if deterministic else a._noise(mean_raw.shape)
+            action, _ = tanh_normal_sample(mean_raw, log_std_raw, eps, a._variant.head)
+        return action.cpu().numpy().astype(np.float32)
 
-        return actor_loss.data, qf_loss.data, vf_loss.data, alpha_loss.data
+    def finite_check_tensors(self) -> dict[str, list[torch.Tensor]]:
+        return {s.name: parameters(self.agent, s) for s in self.agent.slots}
 
-    def _average_grads(self, params) -> None:
-        """Data-parallel: each gradient becomes its mean over the ranks before the step."""
-        if self.world_size > 1:
-            distributed.average_grads_(list(params), self.world_size)
+    def before_train(self) -> None: ...
 
-    def _target_soft_update(self) -> None:
-        """V_target <- tau * V + (1 - tau) * V_target, parameter by parameter."""
-        tau = self.tau
-        for t_param, l_param in zip(self.vf_target.parameters(), self.vf.parameters(),
-                                    strict=True):
-            t_param.data.copy_(tau * l_param.data + (1.0 - tau) * t_param.data)
+    def after_train(self) -> None: ...
+
+    def after_load(self) -> None: ...
+
+
+class SACAgent(Agent):
+    """The eager reference agent: :class:`fastsac.agent.Agent` with the notebook's numpy buffer
+    and the :class:`ReferenceEngine`."""
+
+    def _make_memory(self, seed: int | None) -> NumpyReplayBuffer:
+        c = self.config
+        return NumpyReplayBuffer(self.obs_dim, c.memory_size, c.batch_size, self.action_dim,
+                                 seed=seed)
+
+    def _make_engine(self) -> ReferenceEngine:
+        return ReferenceEngine(self)

@@ -13,12 +13,13 @@ import torch
 import torch.distributed as dist
 
 from fastsac import FastSAC, SACAgent, make_env
-from fastsac.state import MODULES
+from fastsac.state import modules
 
 BATCH = 16  # per rank
 UPDATES = 10
 KINDS = {"eager": (FastSAC, {"compile": False}), "compiled": (FastSAC, {"compile": True}),
-         "reference": (SACAgent, {})}
+         "reference": (SACAgent, {}), "v2_eager": (FastSAC, {"compile": False, "variant": "v2"}),
+         "v2_reference": (SACAgent, {"variant": "v2"})}
 
 
 def batches(total: int):
@@ -28,7 +29,7 @@ def batches(total: int):
         batch = {"obs": rng.normal(size=(total, 3)), "next_obs": rng.normal(size=(total, 3)),
                  "acts": rng.uniform(-1, 1, size=total), "rews": rng.normal(size=total),
                  "done": (rng.uniform(size=total) < 0.1).astype(np.float64)}
-        yield i, batch, torch.tensor(rng.normal(size=(total, 1)))
+        yield i, batch, torch.tensor(rng.normal(size=(2, total, 1)))  # v1 takes the first
 
 
 def make(cls, batch_size: int, data_parallel: bool, seed_offset: int = 0, **kwargs):
@@ -38,7 +39,7 @@ def make(cls, batch_size: int, data_parallel: bool, seed_offset: int = 0, **kwar
 
 
 def parameters(agent) -> dict[str, torch.Tensor]:
-    out = {f"{n}.{k}": v.clone() for n in MODULES
+    out = {f"{n}.{k}": v.clone() for n in modules(agent)
            for k, v in getattr(agent, n).state_dict().items()}
     out["log_alpha"] = agent.log_alpha.detach().clone()
     return out
@@ -47,8 +48,8 @@ def parameters(agent) -> dict[str, torch.Tensor]:
 def run(agent, rows: slice | None, total: int) -> dict[str, torch.Tensor]:
     for i, batch, noise in batches(total):
         mine = {k: v[rows] for k, v in batch.items()} if rows else batch
-        agent.update_model(batch=mine, noise=noise[rows] if rows else noise,
-                           policy_step=i % 2 == 0)
+        noise = (noise[:, rows] if rows else noise)[:agent._variant.noise_draws]
+        agent.update_model(batch=mine, noise=noise, policy_step=i % 2 == 0)
     return parameters(agent)
 
 
@@ -70,7 +71,7 @@ def main() -> int:
     agent.load(os.path.join(out, f"solo-{rank}.pt"))
     loaded = parameters(agent)
     _, batch, noise = next(batches(world * BATCH))
-    agent.update_model(batch={k: v[rows] for k, v in batch.items()}, noise=noise[rows])
+    agent.update_model(batch={k: v[rows] for k, v in batch.items()}, noise=noise[0, rows])
     torch.save({"loaded": loaded, "solo": parameters(solo), "after": parameters(agent)},
                os.path.join(out, f"loaded-{rank}.pt"))
     dist.destroy_process_group()

@@ -94,3 +94,40 @@ class NanRewardEnv(PointMassEnv):
 
 if "fastsac-tests/NanReward-v0" not in gym.registry:
     gym.register("fastsac-tests/NanReward-v0", entry_point=NanRewardEnv)
+
+
+class RecordingBoxEnv(gym.Env):
+    """Actions in a Box of ``low``..``high`` (default [0, 10]), each one received kept in
+    ``received``; no ``render_mode`` argument (as many custom envs); 50-step episodes."""
+
+    def __init__(self, low=0.0, high=10.0):
+        self.observation_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(low, high, shape=(2,), dtype=np.float32)
+        self.received: list[np.ndarray] = []
+        self._t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t = 0
+        return np.zeros(2, dtype=np.float32), {}
+
+    def step(self, action):
+        self.received.append(np.asarray(action, dtype=np.float64).copy())
+        self._t += 1
+        return (self.np_random.uniform(-1, 1, 2).astype(np.float32), -float(np.sum(action)),
+                False, self._t >= 50, {})
+
+
+class BrokenEnv(RecordingBoxEnv):
+    """A user's env with a bug: its 5th step raises."""
+
+    def step(self, action):
+        if self._t == 4:
+            raise ZeroDivisionError("a bug in the user's env")
+        return super().step(action)
+
+
+for _id, _entry in (("fastsac-tests/Box0to10-v0", RecordingBoxEnv),
+                    ("fastsac-tests/Broken-v0", BrokenEnv)):
+    if _id not in gym.registry:
+        gym.register(_id, entry_point=_entry)

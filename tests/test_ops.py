@@ -1,13 +1,26 @@
-"""The fused ops against the notebook's composite formula, opcheck, gradcheck, torch.compile."""
+"""The fused ops against the composite formula of both actor heads, opcheck, gradcheck,
+torch.func, torch.compile."""
 
 import pytest
 import torch
 
 from fastsac import ops
+from fastsac.networks import NOTEBOOK_HEAD, SB3_HEAD, Actor
 from fastsac.reference import tanh_normal_sample
 from tests.conftest import CUDA, requires_cuda, simd_builds
 
-LO, HI = ops.LOG_STD_MIN, ops.LOG_STD_MAX
+HEADS = {"v1": NOTEBOOK_HEAD, "v2": SB3_HEAD}
+H = NOTEBOOK_HEAD
+LO, HI = H.log_std_min, H.log_std_max
+
+
+def fused(m, s, e, head=H):
+    return ops.tanh_normal(m, s, e, head.log_std_min, head.log_std_max, head.tanh_mean)
+
+
+def fused_backward(g_a, g_lp, m, s, e, head=H):
+    return torch.ops.fastsac.tanh_normal_backward(g_a, g_lp, m, s, e, head.log_std_min,
+                                                  head.log_std_max, head.tanh_mean)
 
 
 def test_extension_built():
@@ -45,16 +58,18 @@ def _unsaturated_rows(action):
     return (action.abs() < 0.999).all(-1)
 
 
-def _composite64(m, s, e):
-    return tanh_normal_sample(m.double().cpu(), s.double().cpu(), e.double().cpu(), LO, HI)
+def _composite64(m, s, e, head=H):
+    return tanh_normal_sample(m.double().cpu(), s.double().cpu(), e.double().cpu(), head)
 
 
+@pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("regime", REGIMES)
 @pytest.mark.parametrize("shape", [(1, 1), (128, 1), (64, 6), (4, 5, 3)])
-def test_forward_matches_composite(shape, regime):
+def test_forward_matches_composite(shape, regime, head):
+    head = HEADS[head]
     m, s, e = _inputs(shape, torch.float64, scale=REGIMES[regime])
-    action, log_prob = ops.tanh_normal(m, s, e)
-    ref_action, ref_log_prob = _composite64(m, s, e)
+    action, log_prob = fused(m, s, e, head)
+    ref_action, ref_log_prob = _composite64(m, s, e, head)
     assert action.shape == shape and log_prob.shape == (*shape[:-1], 1)
     assert_rel(action, ref_action, 1e-7)
     assert_rel(log_prob, ref_log_prob, 1e-7)
@@ -63,8 +78,8 @@ def test_forward_matches_composite(shape, regime):
     # the log-prob check: there log(1 - a^2 + 1e-7) is limited by the float32 rounding of a
     # itself, in any float32 implementation.
     m32, s32, e32 = m.float(), s.float(), e.float()
-    action32, log_prob32 = ops.tanh_normal(m32, s32, e32)
-    ref_action, ref_log_prob = _composite64(m32, s32, e32)
+    action32, log_prob32 = fused(m32, s32, e32, head)
+    ref_action, ref_log_prob = _composite64(m32, s32, e32, head)
     torch.testing.assert_close(action32.double(), ref_action, rtol=1e-4, atol=1e-5)
     rows = _unsaturated_rows(ref_action)
     assert_rel(log_prob32[rows], ref_log_prob[rows], 1e-4)
@@ -77,15 +92,17 @@ def test_std_extremes():
     e = torch.randn(m.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     for s_value in (-30.0, 30.0):
         s = torch.full_like(m, s_value)
-        action, log_prob = ops.tanh_normal(m, s, e)
+        action, log_prob = fused(m, s, e)
         ref_action, ref_log_prob = _composite64(m, s, e)
         assert_rel(action, ref_action, 1e-7)
         assert_rel(log_prob, ref_log_prob, 1e-7)
 
 
+@pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("regime", REGIMES)
 @pytest.mark.parametrize("shape", [(1, 1), (128, 1), (64, 6), (4, 5, 3)])
-def test_backward_matches_composite(shape, regime):
+def test_backward_matches_composite(shape, regime, head):
+    head = HEADS[head]
     m, s, e = _inputs(shape, torch.float64, scale=REGIMES[regime], seed=1)
     g = torch.Generator().manual_seed(2)
     g_a = torch.randn(shape, dtype=torch.float64, generator=g)
@@ -98,39 +115,56 @@ def test_backward_matches_composite(shape, regime):
         torch.autograd.backward((a, lp), (g_a.to(a.dtype), g_lp.to(a.dtype)))
         return m.grad, s.grad
 
-    ref = grads(lambda m, s: tanh_normal_sample(m, s, e, LO, HI), m, s)
-    fused = grads(lambda m, s: ops.tanh_normal(m, s, e), m, s)
-    for got, want in zip(fused, ref, strict=True):
+    ref = grads(lambda m, s: tanh_normal_sample(m, s, e, head), m, s)
+    got64 = grads(lambda m, s: fused(m, s, e, head), m, s)
+    for got, want in zip(got64, ref, strict=True):
         assert_rel(got, want, 1e-7)
-    fused32 = grads(lambda m, s: ops.tanh_normal(m, s, e.float()), m.float(), s.float())
-    rows = _unsaturated_rows(tanh_normal_sample(m, s, e, LO, HI)[0])
+    fused32 = grads(lambda m, s: fused(m, s, e.float(), head), m.float(), s.float())
+    rows = _unsaturated_rows(tanh_normal_sample(m, s, e, head)[0])
     for got, want in zip(fused32, ref, strict=True):
         # with an absolute floor: where tanh saturates, 1 - tanh^2 is exactly 0 in float32 and
         # ~1e-10 in float64, a relative error that says nothing about the kernel
         assert_rel(got[rows], want[rows], 1e-4, floor=1e-6)
 
 
-def test_fallback_kernels_match_extension():
+@pytest.mark.parametrize("head", HEADS)
+def test_fallback_kernels_match_extension(head):
     """The pure-torch fallback (used only when _C is missing) computes what the kernels do."""
+    head = HEADS[head]
+    args = (head.log_std_min, head.log_std_max, head.tanh_mean)
     m, s, e = _inputs((33, 4), torch.float64, scale=3.0)
-    a, lp = ops.tanh_normal(m, s, e)
-    fa, flp = ops._tanh_normal_torch(m, s, e, LO, HI)
-    torch.testing.assert_close(a, fa)
-    torch.testing.assert_close(lp, flp)
+    for x, y in zip(fused(m, s, e, head), ops._tanh_normal_torch(m, s, e, *args), strict=True):
+        torch.testing.assert_close(x, y)
     g = torch.Generator().manual_seed(7)
     g_a = torch.randn(m.shape, dtype=torch.float64, generator=g)
     g_lp = torch.randn((33, 1), dtype=torch.float64, generator=g)
-    got = torch.ops.fastsac.tanh_normal_backward(g_a, g_lp, m, s, e, LO, HI)
-    want = ops._tanh_normal_backward_torch(g_a, g_lp, m, s, e, LO, HI)
+    got = fused_backward(g_a, g_lp, m, s, e, head)
+    want = ops._tanh_normal_backward_torch(g_a, g_lp, m, s, e, *args)
     for x, y in zip(got, want, strict=True):
         torch.testing.assert_close(x, y)
 
 
-def test_gradcheck():
-    m, s, e = _inputs((5, 3), torch.float64, seed=3)
+@pytest.mark.parametrize("head", HEADS)
+def test_gradcheck_the_op_and_its_torch_func_form(head):
+    """The op's registered autograd and ops.tanh_normal (the form torch.func runs) give the
+    same gradients, and both pass gradcheck."""
+    head = HEADS[head]
+    args = (head.log_std_min, head.log_std_max, head.tanh_mean)
+    m, s, e = _inputs((5, 3), torch.float64, seed=3, scale=0.5)
     m.requires_grad_()
     s.requires_grad_()
-    assert torch.autograd.gradcheck(lambda m, s: ops.tanh_normal(m, s, e), (m, s))
+    assert torch.autograd.gradcheck(lambda m, s: fused(m, s, e, head), (m, s))
+    assert torch.autograd.gradcheck(lambda m, s: torch.ops.fastsac.tanh_normal(m, s, e, *args),
+                                    (m, s))
+
+    def loss(m, s):
+        a, lp = fused(m, s, e, head)
+        return (a * a).sum() + lp.sum()
+
+    got = torch.func.grad(loss, argnums=(0, 1))(m.detach(), s.detach())
+    want = torch.autograd.grad(loss(m, s), (m, s))
+    for x, y in zip(got, want, strict=True):
+        torch.testing.assert_close(x, y)
 
 
 def _opcheck_samples(device):
@@ -149,7 +183,9 @@ def _opcheck_samples(device):
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
 def test_opcheck_tanh_normal(device):
     for m, s, e in _opcheck_samples(device):
-        torch.library.opcheck(torch.ops.fastsac.tanh_normal.default, (m, s, e, LO, HI))
+        for head in HEADS.values():
+            torch.library.opcheck(torch.ops.fastsac.tanh_normal.default,
+                                  (m, s, e, head.log_std_min, head.log_std_max, head.tanh_mean))
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
@@ -190,19 +226,22 @@ def test_best_simd_build_is_the_default():
 
 # sizes around the vector widths (8, 16) and the 512-element chunk of the forward, and a row
 # longer than a chunk
+@pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (37, 6), (128, 6), (97, 1), (2, 700)])
-def test_simd_builds_match_float64(simd, shape):
+def test_simd_builds_match_float64(simd, shape, head):
+    head = HEADS[head]
     m, s, e = _inputs(shape, torch.float32, scale=2.0, seed=11)
     g = torch.Generator().manual_seed(12)
     g_a = torch.randn(shape, generator=g)
     g_lp = torch.randn((*shape[:-1], 1), generator=g)
-    action, log_prob = ops.tanh_normal(m, s, e)
-    grads = torch.ops.fastsac.tanh_normal_backward(g_a, g_lp, m, s, e, LO, HI)
+    action, log_prob = fused(m, s, e, head)
+    grads = fused_backward(g_a, g_lp, m, s, e, head)
     m64, s64, e64 = m.double(), s.double(), e.double()
-    want_action, want_log_prob = ops.tanh_normal(m64, s64, e64)  # float64: portable loops
-    want_grads = torch.ops.fastsac.tanh_normal_backward(g_a.double(), g_lp.double(), m64, s64,
-                                                        e64, LO, HI)
-    torch.testing.assert_close(action.double(), want_action, rtol=1e-5, atol=1e-6)
+    want_action, want_log_prob = fused(m64, s64, e64, head)  # float64: portable loops
+    want_grads = fused_backward(g_a.double(), g_lp.double(), m64, s64, e64, head)
+    # the v2 head's unbounded mean: z = mean + std * e rounds at the float32 ulp of the mean
+    atol = 1e-6 if head.tanh_mean else 1e-6 * (1 + m.abs().max().item())
+    torch.testing.assert_close(action.double(), want_action, rtol=1e-5, atol=atol)
     rows = _unsaturated_rows(want_action)
     assert_rel(log_prob[rows], want_log_prob[rows], 1e-5)
     for got, want in zip(grads, want_grads, strict=True):
@@ -214,13 +253,12 @@ def test_simd_rows_do_not_depend_on_the_batch(simd):
     partial vector runs the same code as the full ones)."""
     m, s, e = _inputs((45, 6), torch.float32, scale=2.0, seed=13)
     g_a, g_lp = torch.randn(45, 6), torch.randn(45, 1)
-    batch = ops.tanh_normal(m, s, e)
-    batch_grads = torch.ops.fastsac.tanh_normal_backward(g_a, g_lp, m, s, e, LO, HI)
+    batch = fused(m, s, e)
+    batch_grads = fused_backward(g_a, g_lp, m, s, e)
     for r in (0, 17, 44):
-        one = ops.tanh_normal(m[r:r + 1], s[r:r + 1], e[r:r + 1])
-        one_grads = torch.ops.fastsac.tanh_normal_backward(g_a[r:r + 1], g_lp[r:r + 1],
-                                                           m[r:r + 1], s[r:r + 1], e[r:r + 1],
-                                                           LO, HI)
+        one = fused(m[r:r + 1], s[r:r + 1], e[r:r + 1])
+        one_grads = fused_backward(g_a[r:r + 1], g_lp[r:r + 1], m[r:r + 1], s[r:r + 1],
+                                   e[r:r + 1])
         for x, y in zip((*one, *one_grads), (*batch, *batch_grads), strict=True):
             assert torch.equal(x, y[r:r + 1])
 
@@ -268,35 +306,60 @@ def test_mm_bits_do_not_depend_on_threads():
     assert torch.equal(one, two)
 
 
-def test_opcheck_mm():
+def test_opcheck_mm_and_the_tiled_linear_gradients():
+    """fastsac::mm is differentiated through ops.linear (the update's form): its gradients are
+    F.linear's."""
     for dtype in (torch.float32, torch.float64):
         for m, k, n in ((8, 4, 32), (5, 3, 2), (33, 17, 40)):
-            a = torch.randn(m, k, dtype=dtype, requires_grad=True)
-            b = torch.randn(k, n, dtype=dtype, requires_grad=True)
-            torch.library.opcheck(torch.ops.fastsac.mm.default, (a, b))
-            torch.library.opcheck(torch.ops.fastsac.mm.default, (a.detach().t(), a.detach()))
+            a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+            torch.library.opcheck(torch.ops.fastsac.mm.default, (a, b),
+                                  test_utils=("test_schema", "test_faketensor",
+                                              "test_aot_dispatch_dynamic"))
+            torch.library.opcheck(torch.ops.fastsac.mm.default, (a.t(), a),
+                                  test_utils=("test_schema", "test_faketensor"))
+    x = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, w, b: ops.linear(x, w, b, w.detach().t()
+                                                               .contiguous()), (x, w, b))
+    got = torch.func.grad(lambda x, w, b: ops.linear(x, w, b, w.t().contiguous()).square().sum(),
+                          argnums=(0, 1, 2))(x.detach(), w.detach(), b.detach())
+    want = torch.autograd.grad(torch.nn.functional.linear(x, w, b).square().sum(), (x, w, b))
+    for g1, g2 in zip(got, want, strict=True):
+        torch.testing.assert_close(g1, g2)
     with pytest.raises(RuntimeError, match="cannot be multiplied"):
         torch.ops.fastsac.mm(torch.randn(2, 3), torch.randn(4, 5))
 
 
-def test_policy_action_matches_fallback_and_opcheck():
-    from fastsac.networks import Actor
-
+@pytest.mark.parametrize("head", HEADS)
+def test_policy_action_matches_fallback_and_opcheck(head):
+    head = HEADS[head]
+    args = (head.log_std_min, head.log_std_max, head.tanh_mean)
     for dtype in (torch.float32, torch.float64):
-        actor = Actor(5, 3).to(dtype)
+        actor = Actor(5, 3, (16, 8), head).to(dtype)
         params = [p.detach() for p in actor.parameters()]
         state, eps = torch.randn(5, dtype=dtype), torch.randn(3, dtype=dtype)
-        got = torch.ops.fastsac.policy_action(state, params, eps, LO, HI)
-        want = ops._policy_action_torch(state, params, eps, LO, HI)
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
-        torch.library.opcheck(torch.ops.fastsac.policy_action.default,
-                              (state, params, eps, LO, HI))
+        for noise in (eps, None):  # a sample, and the deterministic action
+            got = torch.ops.fastsac.policy_action(state, params, noise, *args)
+            want = ops._policy_action_torch(state, params, noise, *args)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+            torch.library.opcheck(torch.ops.fastsac.policy_action.default,
+                                  (state, params, noise, *args))
+        zero = torch.ops.fastsac.policy_action(state, params, torch.zeros(3, dtype=dtype), *args)
+        assert torch.equal(torch.ops.fastsac.policy_action(state, params, None, *args), zero)
+        rows = torch.randn(4, 5, dtype=dtype)
+        together = torch.ops.fastsac.policy_action(rows, params, None, *args)
+        for r in range(4):
+            assert torch.equal(together[r], torch.ops.fastsac.policy_action(rows[r], params,
+                                                                            None, *args))
+    params = [p.detach() for p in Actor(5, 3).parameters()]
+    state, eps = torch.randn(5), torch.randn(3)
     with pytest.raises(RuntimeError, match="2 per hidden layer"):
         torch.ops.fastsac.policy_action(state, params[:5], eps, LO, HI)
     with pytest.raises(RuntimeError, match="heads do not take"):
         torch.ops.fastsac.policy_action(state, params[:6], eps, LO, HI)
     with pytest.raises(RuntimeError, match="hidden1 does not take 4 inputs"):
-        torch.ops.fastsac.policy_action(torch.randn(4, dtype=dtype), params, eps, LO, HI)
+        torch.ops.fastsac.policy_action(torch.randn(4), params, eps, LO, HI)
     for head_bias in (-3, -1):  # log_std_layer's, mu_layer's: one value short
         short = list(params)
         short[head_bias] = short[head_bias][:-1]
@@ -307,9 +370,9 @@ def test_policy_action_matches_fallback_and_opcheck():
 def test_bad_inputs_raise():
     m = torch.randn(4, 2)
     with pytest.raises(RuntimeError, match="same shape"):
-        ops.tanh_normal(m, torch.randn(4, 3), torch.randn(4, 2))
+        fused(m, torch.randn(4, 3), torch.randn(4, 2))
     with pytest.raises(RuntimeError, match="float32 or float64"):
-        ops.tanh_normal(m.half(), m.half(), m.half())
+        fused(m.half(), m.half(), m.half())
     with pytest.raises(RuntimeError, match="differ in length"):
         ops.polyak_([torch.zeros(2)], [], 0.1)
     with pytest.raises(RuntimeError, match="shape mismatch"):
@@ -318,13 +381,13 @@ def test_bad_inputs_raise():
 
 @pytest.mark.compile
 def test_compile_fullgraph_uses_both_ops():
-    """Both ops trace into one graph with no break, run through inductor, and the C++ autograd
-    of tanh_normal traces into the compiled backward."""
+    """Both ops trace into one graph with no break, run through inductor, and tanh_normal's
+    registered autograd traces into the compiled backward."""
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
 
     def step(m, s, e, targets, sources):
-        action, log_prob = ops.tanh_normal(m, s, e)
+        action, log_prob = torch.ops.fastsac.tanh_normal(m, s, e, LO, HI)
         ops.polyak_(targets, sources, 0.1)
         return action * 2, log_prob.sum()
 
@@ -351,22 +414,24 @@ def test_cuda_matches_cpu():
     for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
         m, s, e = _inputs((300, 6), dtype, scale=3.0)
         g_a, g_lp = torch.randn_like(m), torch.randn(300, 1, dtype=dtype)
-        cpu = ops.tanh_normal(m, s, e)
-        gpu = ops.tanh_normal(m.cuda(), s.cuda(), e.cuda())
-        for x, y in zip(gpu, cpu, strict=True):
-            torch.testing.assert_close(x.cpu(), y, rtol=tol, atol=tol)
-        cpu_b = torch.ops.fastsac.tanh_normal_backward(g_a, g_lp, m, s, e, LO, HI)
-        gpu_b = torch.ops.fastsac.tanh_normal_backward(g_a.cuda(), g_lp.cuda(), m.cuda(), s.cuda(),
-                                                       e.cuda(), LO, HI)
-        for x, y in zip(gpu_b, cpu_b, strict=True):
-            torch.testing.assert_close(x.cpu(), y, rtol=tol * 10, atol=tol * 10)
+        for head in HEADS.values():
+            cpu = fused(m, s, e, head)
+            gpu = fused(m.cuda(), s.cuda(), e.cuda(), head)
+            for x, y in zip(gpu, cpu, strict=True):
+                torch.testing.assert_close(x.cpu(), y, rtol=tol, atol=tol)
+            cpu_b = fused_backward(g_a, g_lp, m, s, e, head)
+            gpu_b = fused_backward(g_a.cuda(), g_lp.cuda(), m.cuda(), s.cuda(), e.cuda(), head)
+            for x, y in zip(gpu_b, cpu_b, strict=True):
+                torch.testing.assert_close(x.cpu(), y, rtol=tol * 10, atol=tol * 10)
 
 
 @requires_cuda
+@pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("regime", REGIMES)
-def test_cuda_matches_composite(regime):
+def test_cuda_matches_composite(regime, head):
+    head = HEADS[head]
     m, s, e = _inputs((256, 6), torch.float64, "cuda", scale=REGIMES[regime])
-    action, log_prob = ops.tanh_normal(m, s, e)
-    ref_action, ref_log_prob = _composite64(m, s, e)
+    action, log_prob = fused(m, s, e, head)
+    ref_action, ref_log_prob = _composite64(m, s, e, head)
     torch.testing.assert_close(action.cpu(), ref_action, rtol=1e-7, atol=1e-9)
     torch.testing.assert_close(log_prob.cpu(), ref_log_prob, rtol=1e-7, atol=1e-6)

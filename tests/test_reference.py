@@ -1,4 +1,5 @@
-"""The eager reference against an independent derivation of one update, in float64.
+"""The eager reference against an independent derivation of one update, in float64, for SAC v1
+and for v2 (a direct transcription of docs/design.md's equations, not the variant's code).
 
 The expected parameters are computed here from scratch: the networks as plain functions of
 their weights, each loss written from the math, its gradient by autograd w.r.t. that loss's own
@@ -8,6 +9,7 @@ network only, and Adam's first step in closed form (p - lr * g / (|g| + eps)).
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from fastsac import SACAgent, make_env
@@ -25,11 +27,13 @@ def critic(params, x):
     return mlp(params, "", x) @ params["out.weight"].T + params["out.bias"]
 
 
-def actor_sample(params, s, eps):
+def actor_sample(params, s, eps, v2=False):
     h = mlp(params, "", s)
-    mean = torch.tanh(h @ params["mu_layer.weight"].T + params["mu_layer.bias"])
-    log_std = -20 + 0.5 * 22 * (torch.tanh(h @ params["log_std_layer.weight"].T
-                                           + params["log_std_layer.bias"]) + 1)
+    mu = h @ params["mu_layer.weight"].T + params["mu_layer.bias"]
+    mean = mu if v2 else torch.tanh(mu)  # v2: an unbounded mean, log std squashed into [-5, 2]
+    lo, hi = (-5, 2) if v2 else (-20, 2)
+    log_std = lo + 0.5 * (hi - lo) * (torch.tanh(h @ params["log_std_layer.weight"].T
+                                                 + params["log_std_layer.bias"]) + 1)
     std = torch.exp(log_std)
     z = mean + std * eps
     a = torch.tanh(z)
@@ -104,3 +108,45 @@ def test_non_policy_step_leaves_actor_and_target():
     assert all(torch.equal(p, q) for p, q in zip(agent.vf_target.parameters(), target,
                                                  strict=True))
     assert agent.actor_optimizer.state_dict()["state"] == {}
+
+
+@pytest.mark.parametrize("n_critics", [2, 3])
+def test_one_v2_update_matches_the_equations(n_critics):
+    """y = r + gamma (1 - terminated) (min_i Q'_i(s', a') - alpha log pi(a'|s')), a' fresh;
+    each critic on 0.5 mean (Q_i(s, a) - y)^2; the actor on alpha log pi(a~|s) - min_i Q_i(s, a~);
+    alpha first, as in v1; every target Q'_i <- tau Q_i + (1 - tau) Q'_i after the critics step."""
+    agent = SACAgent(make_env(), 1000, 16, device="cpu", dtype=torch.float64, seed=4,
+                     variant="v2", n_critics=n_critics, hidden_sizes=(32, 32))
+    critics = [f"qf_{i + 1}" for i in range(n_critics)]
+    rng = np.random.default_rng(1)
+    batch = random_batch(rng, 16, 3, 1)
+    noise = torch.randn(2, 16, 1, dtype=torch.float64)
+    P = {name: leaf_copy(getattr(agent, name)) for name in
+         ("actor", *critics, *(f"{c}_target" for c in critics))}
+    log_alpha = agent.log_alpha.detach().clone().requires_grad_()
+    s, s2 = (torch.tensor(batch[k], dtype=torch.float64) for k in ("obs", "next_obs"))
+    a = torch.tensor(batch["acts"], dtype=torch.float64).reshape(-1, 1)
+    r, d = (torch.tensor(batch[k], dtype=torch.float64).reshape(-1, 1) for k in ("rews", "done"))
+
+    a_tilde, log_prob = actor_sample(P["actor"], s, noise[0], v2=True)
+    alpha_loss = (-log_alpha.exp() * (log_prob.detach() - 1.0)).mean()
+    (g_alpha,) = torch.autograd.grad(alpha_loss, [log_alpha])
+    alpha = (log_alpha.detach() - LR * g_alpha / (g_alpha.abs() + ADAM_EPS)).exp()
+    a2, log_prob2 = actor_sample(P["actor"], s2, noise[1], v2=True)
+    q_next = torch.stack([critic(P[f"{c}_target"], torch.cat([s2, a2], 1))
+                          for c in critics]).min(0).values
+    y = (r + 0.99 * (1 - d) * (q_next - alpha * log_prob2)).detach()
+    want = {c: first_adam_step(P[c], 0.5 * ((critic(P[c], torch.cat([s, a], 1)) - y) ** 2)
+                               .mean()) for c in critics}
+    q_pi = torch.stack([critic(P[c], torch.cat([s, a_tilde], 1)) for c in critics]).min(0).values
+    want["actor"] = first_adam_step(P["actor"], (alpha * log_prob - q_pi).mean())
+    for c in critics:
+        want[f"{c}_target"] = {n: 5e-3 * want[c][n] + (1 - 5e-3) * P[f"{c}_target"][n].detach()
+                               for n in P[f"{c}_target"]}
+
+    agent.update_model(batch, noise, policy_step=True)
+    for name, params in want.items():
+        got = dict(getattr(agent, name).named_parameters())
+        for n, value in params.items():
+            torch.testing.assert_close(got[n].detach(), value, rtol=0, atol=1e-12,
+                                       msg=f"{name}.{n}")

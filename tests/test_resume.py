@@ -14,8 +14,9 @@ import torch
 
 import tests.envs  # noqa: F401  (registers the test envs)
 from fastsac import FastSAC, SACAgent, cli, make_env
-from fastsac.base import AgentBase
-from fastsac.divergence import TrainingDiverged
+from fastsac.agent import Agent
+from fastsac.errors import TrainingDiverged
+from fastsac.state import modules
 
 AGENTS = [SACAgent, FastSAC]
 # a short Pendulum run (200-step episodes): checkpoints at 300 (mid-episode) and 600 (boundary)
@@ -34,7 +35,7 @@ def make(agent_cls, env_id="Pendulum-v1", **kwargs):
 
 
 def _params(agent):
-    return {f"{n}.{k}": v.clone() for n in ("actor", "qf_1", "qf_2", "vf", "vf_target")
+    return {f"{n}.{k}": v.clone() for n in modules(agent)
             for k, v in getattr(agent, n).state_dict().items()} | {
         "log_alpha": agent.log_alpha.detach().clone()}
 
@@ -46,14 +47,14 @@ def _metrics(path):
 
 def _interrupt_at(monkeypatch, frame):
     """The next run stops (as Ctrl-C would) when it is about to act for ``frame``."""
-    original = AgentBase.select_action
+    original = Agent.select_action
 
-    def select_action(self, state):
+    def select_action(self, state, deterministic=False):
         if self.total_step == frame:
             raise KeyboardInterrupt
-        return original(self, state)
+        return original(self, state, deterministic)
 
-    monkeypatch.setattr(AgentBase, "select_action", select_action)
+    monkeypatch.setattr(Agent, "select_action", select_action)
 
 
 @pytest.mark.parametrize("agent_cls", AGENTS)
@@ -105,7 +106,7 @@ def test_cli_resume_matches_the_uninterrupted_run(tmp_path, monkeypatch, capsys)
         cli.main(RUN + ["--out", str(run)])
     monkeypatch.undo()
     assert len(_metrics(run / "metrics.csv")) == 1 + 4  # episodes up to frame 800
-    assert torch.load(run / "checkpoint.pt", weights_only=True)["total_step"] == 600
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["counters"][0] == 600
     assert cli.main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert "resuming at frame 600" in capsys.readouterr().out
 
@@ -191,9 +192,7 @@ def test_exploding_learning_rate_stops_with_the_loss_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "training diverged at frame" in err and "_loss is" in err
     assert f"the last checkpoint, {out / 'checkpoint.pt'} (frame 200), is kept" in err
-    agent = FastSAC(make_env("Pendulum-v1"), 2000, 32, hidden_sizes=(32,), lr=1e8,
-                    compile=False)
-    agent.load(out / "checkpoint.pt")
+    agent = FastSAC.from_checkpoint(out / "checkpoint.pt", compile=False)
     assert agent.total_step == 200
     assert all(torch.isfinite(p).all() for p in agent.actor.parameters())
 
@@ -242,7 +241,7 @@ def _snapshot_dir(path):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """A complete 450-frame run directory, and a v2-style checkpoint (no buffer) of it."""
+    """A complete 450-frame run directory."""
     out = tmp_path_factory.mktemp("finished") / "run"
     assert cli.main(["train", "--frames", "450", "--memory-size", "1000", "--batch-size", "32",
                      "--initial-random-steps", "300", "--hidden", "32", "--eager", "--device",
@@ -279,9 +278,9 @@ def _damaged(run, tmp_path, how):
 
 @pytest.mark.parametrize("how,message", [
     ("missing", "no checkpoint.pt in it"),
-    ("truncated", "not a readable fastsac checkpoint"),
-    ("foreign", "not a fastsac checkpoint"),
-    ("version", "version 99 is not supported"),
+    ("truncated", "is not a readable fastsac file"),
+    ("foreign", "is not a fastsac-checkpoint file"),
+    ("version", "format version 99; this fastsac reads version 4 only"),
     ("no_buffer", "cannot be resumed"),
     ("bad_shape", "actor.hidden1.weight: shape"),
     ("bad_optimizer", "the state of parameter 0 is not Adam's"),
@@ -298,11 +297,13 @@ def test_bad_resume_input_is_refused_and_nothing_is_overwritten(finished_run, tm
 def test_resume_refuses_contradicting_options(finished_run, capsys):
     before = _snapshot_dir(finished_run)
     code = cli.main(["train", "--resume", str(finished_run), "--frames", "900", "--lr", "1e-3",
-                     "--hidden", "32", "--no-progress"])
+                     "--gamma", "0.9", "--hidden", "32", "--no-progress"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "--frames 900 (the run has 450)" in err and "--lr 0.001 (the run has 0.0003)" in err
-    assert "--hidden" not in err  # the same value is no contradiction
+    assert "--lr 0.001 (the run has 0.0003)" in err and "--gamma 0.9 (the run has 0.99)" in err
+    assert "--hidden" not in err and "--frames" not in err  # the same value; an extension
+    assert cli.main(["train", "--resume", str(finished_run), "--frames", "300"]) == 2
+    assert "--frames 300 is fewer than the run's 450" in capsys.readouterr().err
     assert cli.main(["train", "--resume", str(finished_run), "--nproc", "2"]) == 2
     assert "--nproc 2 contradicts the run's 1 processes" in capsys.readouterr().err
     assert _snapshot_dir(finished_run) == before
@@ -329,7 +330,7 @@ def test_overwrite_removes_the_old_run_first(finished_run, tmp_path, monkeypatch
     run = tmp_path / "again"
     shutil.copytree(finished_run, run)
     assert cli.main(["train", "--resume", str(run), "--overwrite", "--no-progress"]) == 2
-    assert "give one of them" in capsys.readouterr().err
+    assert "give one" in capsys.readouterr().err
     _interrupt_at(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         cli.main(["train", "--frames", "450", "--out", str(run), "--overwrite", "--eager",
@@ -367,3 +368,23 @@ def test_buffer_and_streams_move_between_agents(tmp_path):
     back.load(tmp_path / "ref.pt")
     assert np.array_equal(back.memory.next_obs_buf[:300], fast.memory.next_obs_buf[:300])
     assert back.memory._rng_state[0] == make(FastSAC).memory._rng_state[0]  # its own stream
+
+
+def test_resume_with_more_frames_extends_the_run_exactly(tmp_path):
+    """--resume DIR --frames N on a finished 400-frame run equals an 800-frame run: weights,
+    buffer and metrics (but fps), bit for bit."""
+    torch.set_num_threads(1)
+    options = RUN[3:-2]  # RUN without --frames and --checkpoint-every
+    assert cli.main(["train", "--frames", "800", *options, "--out", str(tmp_path / "whole")]) == 0
+    assert cli.main(["train", "--frames", "400", *options, "--out", str(tmp_path / "ext")]) == 0
+    assert cli.main(["train", "--resume", str(tmp_path / "ext"), "--frames", "800",
+                     "--no-progress"]) == 0
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    ext = torch.load(tmp_path / "ext" / "checkpoint.pt", weights_only=True)
+    assert whole["counters"] == ext["counters"] and whole["counters"][0] == 800
+    for name, tensors in whole["modules"].items():
+        for key, value in tensors.items():
+            assert torch.equal(value, ext["modules"][name][key]), (name, key)
+    assert torch.equal(whole["buffer"]["rows"], ext["buffer"]["rows"])
+    assert _metrics(tmp_path / "whole" / "metrics.csv") == _metrics(tmp_path / "ext" /
+                                                                     "metrics.csv")

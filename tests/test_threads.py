@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from fastsac import FastSAC, make_env
-from fastsac.bench import _fill_random
 from fastsac.threads import ThreadTuner, thread_candidates
+from tests.conftest import fill_random
 
 
 def drive(tuner, cost, updates):
@@ -56,7 +56,7 @@ def test_tuner_with_one_candidate_never_probes():
 def _update_params(threads, hidden_sizes=(128, 128), compile=False):
     agent = FastSAC(make_env(), 1000, 128, device="cpu", seed=3, compile=compile,
                     update_threads=threads, hidden_sizes=hidden_sizes, background_compile=False)
-    _fill_random(agent.memory)
+    fill_random(agent.memory)
     for step in range(1, 5):
         agent.total_step = step
         # compiled: policy steps only, one graph per thread count
@@ -75,9 +75,10 @@ def test_update_bits_do_not_depend_on_threads(hidden_sizes):
             assert torch.equal(a, b), threads
 
 
+@pytest.mark.compile
 def test_compiled_wide_update_bits_do_not_depend_on_threads():
     """Past 128 wide the graph's own kernels are compiled for torch's thread count
-    (update.kernel_thread_options): split over threads, they still give the same bits."""
+    (fastsac.engine.SERIAL_KERNELS_MAX_WIDTH): split over threads, they still give the same bits."""
     if torch.get_num_threads() < 2:
         pytest.skip("needs 2 threads")
     one = _update_params(1, (256, 256), compile=True)
@@ -93,7 +94,8 @@ def test_product_threads_leave_torch_alone():
 
     threads = torch.get_num_threads()
     a, b = torch.randn(64, 256), torch.randn(256, 256)
-    want = a @ b
+    ops.set_product_threads(0)
+    want = torch.ops.fastsac.mm(a, b)  # the same bits on any count (tiles or MKL)
     for n in (1, 3, 0):
         ops.set_product_threads(n)
         assert torch.equal(torch.ops.fastsac.mm(a, b), want)
@@ -105,9 +107,9 @@ def test_product_threads_leave_torch_alone():
 def test_auto_threads_runs_on_cpu():
     agent = FastSAC(make_env(), 1000, 32, device="cpu", seed=0, compile=False)
     # the tuner sets the tiled products' count: it exists where the update has tiled layers
-    assert agent.update_threads == "auto"
-    assert (agent._thread_tuner is not None) == agent._cfg.tiled_mm
-    _fill_random(agent.memory)
+    assert agent.engine.update_threads == "auto"
+    assert (agent.engine._tuner is not None) == agent.engine.spec.tiled
+    fill_random(agent.memory)
     threads = torch.get_num_threads()
     for step in range(1, 30):
         agent.total_step = step

@@ -94,13 +94,13 @@ def test_updates_per_step(ratio, expected):
     agent = FastSAC(make_env("Pendulum-v1", num_envs=4), 1000, 32, initial_random_steps=100,
                     hidden_sizes=(16,), updates_per_step=ratio, compile=False, seed=0)
     calls = []
-    update = agent.update_model
+    update = agent.engine.update
 
-    def counted(*args, **kwargs):
-        calls.append(kwargs["policy_step"])
-        return update(*args, **kwargs)
+    def counted(policy_step, batch, noise):
+        calls.append(policy_step)
+        return update(policy_step, batch, noise)
 
-    agent.update_model = counted
+    agent.engine.update = counted
     agent.train(400, plot_path=None, progress=False)
     assert agent.total_step == 400
     assert len(calls) == expected
@@ -120,12 +120,12 @@ def test_bad_vector_input():
     for ratio in (0, 1e-9):
         with pytest.raises(ValueError, match="updates_per_step"):
             FastSAC(make_env("Pendulum-v1"), 100, 8, updates_per_step=ratio, compile=False)
-    with pytest.raises(TypeError, match="updates_per_step must be a float, got str"):
+    with pytest.raises(TypeError, match="updates_per_step must be a number, got str"):
         FastSAC(make_env("Pendulum-v1"), 100, 8, updates_per_step="a", compile=False)
     agent = FastSAC(make_env("Pendulum-v1", num_envs=2), 100, 8, compile=False)
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         agent.select_action(np.zeros(3))
-    with pytest.raises(TypeError, match="plain"):
+    with pytest.raises(ValueError, match="plain"):
         agent.test()
 
 

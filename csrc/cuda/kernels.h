@@ -12,13 +12,14 @@ namespace cuda {
 template <typename T>
 cudaError_t launch_tanh_normal_forward(const T* mean_raw, const T* log_std_raw, const T* eps,
                                        T* action, T* log_prob, int64_t rows, int64_t dim, T lo,
-                                       T half_range, cudaStream_t stream);
+                                       T half_range, bool tanh_mean, cudaStream_t stream);
 
 template <typename T>
 cudaError_t launch_tanh_normal_backward(const T* grad_action, const T* grad_log_prob,
                                         const T* mean_raw, const T* log_std_raw, const T* eps,
                                         T* grad_mean_raw, T* grad_log_std_raw, int64_t rows,
-                                        int64_t dim, T lo, T half_range, cudaStream_t stream);
+                                        int64_t dim, T lo, T half_range, bool tanh_mean,
+                                        cudaStream_t stream);
 
 // Multi-tensor Polyak: up to kPolyakMaxTensors pairs go to the device in the kernel's parameter
 // block (no host-to-device copy, so the launch is legal inside a CUDA graph capture); longer

@@ -20,7 +20,7 @@ void check_launch(cudaError_t err, const char* what) {
 std::tuple<at::Tensor, at::Tensor> tanh_normal_cuda(const at::Tensor& mean_raw,
                                                     const at::Tensor& log_std_raw,
                                                     const at::Tensor& eps, double log_std_min,
-                                                    double log_std_max) {
+                                                    double log_std_max, bool tanh_mean) {
   const c10::cuda::CUDAGuard guard(mean_raw.device());
   auto c = prepare_tanh_normal(mean_raw, log_std_raw, eps);
   if (c.rows == 0) return {c.action, c.log_prob};
@@ -31,7 +31,7 @@ std::tuple<at::Tensor, at::Tensor> tanh_normal_cuda(const at::Tensor& mean_raw,
                      c.e.const_data_ptr<scalar_t>(), c.action.mutable_data_ptr<scalar_t>(),
                      c.log_prob.mutable_data_ptr<scalar_t>(), c.rows, c.dim,
                      static_cast<scalar_t>(log_std_min),
-                     static_cast<scalar_t>(0.5 * (log_std_max - log_std_min)), stream),
+                     static_cast<scalar_t>(0.5 * (log_std_max - log_std_min)), tanh_mean, stream),
                  "tanh_normal");
   });
   return {c.action, c.log_prob};
@@ -39,7 +39,8 @@ std::tuple<at::Tensor, at::Tensor> tanh_normal_cuda(const at::Tensor& mean_raw,
 
 std::tuple<at::Tensor, at::Tensor> tanh_normal_backward_cuda(
     const at::Tensor& grad_action, const at::Tensor& grad_log_prob, const at::Tensor& mean_raw,
-    const at::Tensor& log_std_raw, const at::Tensor& eps, double log_std_min, double log_std_max) {
+    const at::Tensor& log_std_raw, const at::Tensor& eps, double log_std_min, double log_std_max,
+    bool tanh_mean) {
   const c10::cuda::CUDAGuard guard(mean_raw.device());
   auto c = prepare_tanh_normal_backward(grad_action, grad_log_prob, mean_raw, log_std_raw, eps);
   if (c.rows == 0) return {c.g_m, c.g_s};
@@ -51,7 +52,7 @@ std::tuple<at::Tensor, at::Tensor> tanh_normal_backward_cuda(
                      c.e.const_data_ptr<scalar_t>(), c.g_m.mutable_data_ptr<scalar_t>(),
                      c.g_s.mutable_data_ptr<scalar_t>(), c.rows, c.dim,
                      static_cast<scalar_t>(log_std_min),
-                     static_cast<scalar_t>(0.5 * (log_std_max - log_std_min)), stream),
+                     static_cast<scalar_t>(0.5 * (log_std_max - log_std_min)), tanh_mean, stream),
                  "tanh_normal_backward");
   });
   return {c.g_m, c.g_s};
