@@ -2,7 +2,7 @@
 
 One table: each fused op against its composite formula (both actor heads), and the update of
 every fast path (the engine eager, compiled, compiled on CUDA, as a CUDA graph) against the eager
-reference after 1 and after N updates, for SAC v1 and v2, with the tolerance and PASS/FAIL.
+reference after 1 and after N updates, for every variant, with the tolerance and PASS/FAIL.
 Exits 1 on any FAIL.
 """
 
@@ -19,6 +19,7 @@ from fastsac.agreement import tolerance
 from fastsac.errors import ConfigError
 from fastsac.networks import NOTEBOOK_HEAD, SB3_HEAD, Actor
 from fastsac.reference import tanh_normal_sample
+from fastsac.variants import VARIANTS
 
 
 @dataclass
@@ -93,14 +94,14 @@ def op_rows(device: str, dtype: torch.dtype) -> list[Row]:
 
 def update_rows(variant: str, path: str, device: str, dtype: torch.dtype, n: int,
                 **fast_kwargs) -> list[Row]:
+    critics = min(3, VARIANTS[variant].n_critics.stop - 1)  # more than two where it may
     ref, fast = agreement.twin_agents(device=device, dtype=dtype, variant=variant,
-                                      n_critics=3 if variant == "v2" else 2,
-                                      fast_kwargs=fast_kwargs)
+                                      n_critics=critics, fast_kwargs=fast_kwargs)
     if fast.engine.use_cuda_graph:
         one, many = agreement.run_graph_twins(ref, fast, n)
     else:
         one, many = agreement.run_twins(ref, fast, n)
-    label = f"{variant}{', 3 critics' if variant == 'v2' else ''}"
+    label = f"{variant}, {critics} critics"
     return [Row(f"{label} update x1", path, device, one, tolerance("update x1", dtype)),
             Row(f"{label} update x{n}", path, device, many, tolerance("update xN", dtype))]
 
@@ -110,7 +111,7 @@ def run_checks(devices: list[str], dtype: torch.dtype, updates: int = 60,
     rows: list[Row] = []
     for device in devices:
         rows += op_rows(device, dtype)
-        for variant in ("v1", "v2"):
+        for variant in VARIANTS:
             rows += update_rows(variant, "engine, eager", device, dtype, updates, compile=False)
             if compiled:
                 rows += update_rows(variant, "engine, compiled", device, dtype, updates,

@@ -46,11 +46,12 @@ def _random_streams(agent) -> dict[str, Any]:
 
 def agent_state(agent, include_buffer: bool) -> dict[str, Any]:
     """Everything that defines a trained agent, as tensors and plain values."""
-    from fastsac.envs import env_id_of
+    from fastsac.envs import env_id_of, env_kwargs_of
 
     return {
         "format": FORMAT, "version": VERSION, "settings": agent.config.to_dict(),
         "dtype": str(agent.dtype).removeprefix("torch."), "env_id": env_id_of(agent.env),
+        "env_kwargs": json.dumps(env_kwargs_of(agent.env)),
         "spaces": _spaces(agent),
         "modules": {name: getattr(agent, name).state_dict() for name in modules(agent)},
         "log_alpha": agent.log_alpha.detach().clone(),
@@ -242,14 +243,15 @@ def load(agent, path: str | os.PathLike) -> None:
 
 
 def env_for(state: dict[str, Any], env):
-    """The env an agent rebuilt from ``state`` acts in: ``env``, or a new one of the recorded id."""
+    """The env an agent rebuilt from ``state`` acts in: ``env``, or a new one of the recorded id
+    and keyword arguments."""
     import gymnasium as gym
 
     if env is None:
         if state.get("env_id") is None:
             raise CheckpointError("the checkpoint records no env id (the env was not made by "
                                   "gymnasium.make): pass env=")
-        env = gym.make(state["env_id"])
+        env = gym.make(state["env_id"], **json.loads(state.get("env_kwargs") or "{}"))
     return env
 
 

@@ -296,6 +296,7 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
     resumed_from, start, started_at = agent.total_step, time.perf_counter(), time.time()
     remaining = -(-args.frames // nproc) - agent.total_step  # --frames counts every rank's
     history = agent.history  # a finished run resumed: only its test and summary are left
+    eval_env = _make_env(args, None, "NextStep") if args.eval_every and rank == 0 else None
     try:
         if remaining > 0:
             history = agent.train(
@@ -303,14 +304,16 @@ def _train(args: argparse.Namespace, world, config: dict | None) -> int:
                 progress=False if args.no_progress else None, checkpoint_path=checkpoint_file,
                 checkpoint_every=max(1, args.checkpoint_every // nproc),
                 metrics_path=os.path.join(args.out, METRICS_NAME),
-                tensorboard_dir=args.tensorboard, eval_every=args.eval_every,
-                eval_episodes=args.eval_episodes,
-                eval_env=_make_env(args, None, "NextStep") if args.eval_every else None)
+                tensorboard_dir=args.tensorboard,
+                eval_every=args.eval_every if eval_env is not None else None,
+                eval_episodes=args.eval_episodes, eval_env=eval_env)
     except TrainingDiverged as exc:
         print(f"fastsac train: error: {exc}", file=sys.stderr)
         return 3
     finally:
         env.close()
+        if eval_env is not None:
+            eval_env.close()
     if rank != 0:
         return 0
     train_seconds = time.perf_counter() - start

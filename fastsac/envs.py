@@ -86,6 +86,19 @@ def env_id_of(env: gym.Env | VectorEnv) -> str | None:
     return getattr(spec, "id", None)
 
 
+def env_kwargs_of(env: gym.Env | VectorEnv) -> dict[str, Any]:
+    """The keyword arguments it was made with (those a checkpoint can record as JSON)."""
+    import json
+
+    kwargs = dict(getattr(getattr(env, "spec", None), "kwargs", None) or {})
+    kwargs.pop("render_mode", None)
+    try:
+        json.dumps(kwargs)
+    except TypeError:
+        return {}
+    return kwargs
+
+
 def unscale(actions: np.ndarray, space: spaces.Box) -> np.ndarray:
     """Agent actions in [-1, 1] to the env's bounds (SB3's ``predict`` returns these)."""
     low, high = space.low.astype(np.float64), space.high.astype(np.float64)

@@ -67,6 +67,7 @@ class Outputs(Hook):
     def start(self) -> None:
         agent = self.agent
         if self.path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             write_csv(self.path, agent.history_keys, agent.history)
             self._written = len(agent.history["frame"])
             self._file = open(self.path, "a", newline="")
