@@ -1,5 +1,5 @@
-"""What a resumable checkpoint costs at the MuJoCo preset's scale: FastSAC with 256-256 nets on
-HalfCheetah's shapes (obs 17, action 6) and a full 1M-transition replay buffer.
+"""What a resumable checkpoint costs at the MuJoCo preset's scale: FastSAC (SAC v2) with 256-256
+nets on HalfCheetah's shapes (obs 17, action 6) and a full 1M-transition replay buffer.
 
 Times, each the median of ``--repeats`` writes to the same folder (with fsync, as the run does):
 
@@ -26,14 +26,16 @@ import sys
 import tempfile
 import time
 
+if __package__ in (None, ""):  # run as a file: the repository's root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 
+from benchmarks.harness import machine_info, machine_slug, write_report
 from fastsac import FastSAC
-from fastsac.bench import machine_info
-from fastsac.bench_cli import machine_slug, write_report
 from fastsac.buffer import transitions_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,7 +80,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     args = parser.parse_args(argv)
     n = args.transitions
-    agent = FastSAC(ShapeEnv(), n, 256, hidden_sizes=(256, 256), compile=False, seed=0)
+    agent = FastSAC(ShapeEnv(), n, 256, variant="v2", hidden_sizes=(256, 256), compile=False,
+                    seed=0)
     rng = np.random.default_rng(0)
     for start in range(0, n, 100_000):  # fill the buffer
         k = min(100_000, n - start)
@@ -97,7 +100,8 @@ def main(argv=None) -> int:
         "fields_layout_s": _median_seconds(lambda: _fields_write(path + ".fields", agent),
                                            args.repeats),
     }
-    fresh = FastSAC(ShapeEnv(), n, 256, hidden_sizes=(256, 256), compile=False, seed=1)
+    fresh = FastSAC(ShapeEnv(), n, 256, variant="v2", hidden_sizes=(256, 256), compile=False,
+                    seed=1)
     results["load_with_buffer_s"] = _median_seconds(lambda: fresh.load(path), args.repeats)
     results["file_bytes"] = os.path.getsize(path)
     results["buffer_bytes"] = int(rows.nbytes)
@@ -113,7 +117,7 @@ def main(argv=None) -> int:
     lines = [
         f"# Checkpoint cost, {report['date']}", "",
         f"- CPU: {info['cpu']} ({info['cores']} cores); folder {folder}",
-        f"- FastSAC 256-256, HalfCheetah shapes, {n} transitions in the buffer "
+        f"- FastSAC v2 256-256, HalfCheetah shapes, {n} transitions in the buffer "
         f"({mb:.0f} MB of rows), median of {args.repeats}", "",
         "| what | seconds |", "|---|---|",
         f"| checkpoint without the buffer | {results['without_buffer_s']:.3f} |",

@@ -1,6 +1,8 @@
-"""pytest-benchmark suite. Each file parametrizes over the cases of ``fastsac.bench``; run
-``pytest benchmarks/ --benchmark-group-by=group`` to see each group's variants side by side
-(``fastsac bench`` runs the same cases interleaved and writes ratios to benchmarks/results/)."""
+"""pytest-benchmark suite. Each file parametrizes over the cases of ``benchmarks/harness.py``;
+run ``pytest benchmarks/ --benchmark-group-by=group`` to see each group's variants side by side
+(``fastsac bench`` runs the same cases interleaved and writes ratios to benchmarks/results/), or
+``pytest benchmarks/ --benchmark-disable`` as a smoke check (every case runs once). Sizes are
+kept small here; the scripts of benchmarks/ measure at full size."""
 
 import torch
 
@@ -18,5 +20,3 @@ def run_case(benchmark, case):
 
 def ids(cases):
     return [f"{c.group} | {c.name}" for c in cases]
-
-

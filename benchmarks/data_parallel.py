@@ -7,8 +7,8 @@ run ``--repeats`` times, alternating, median reported.
 Reported per configuration: transitions/s (all processes), updates/s (lockstep updates; a
 data-parallel update takes N x B samples), samples/s (updates x effective batch). Then the cost
 of the update's two all-reduces alone: gloo between two processes on this machine, for the
-gradient sizes of the notebook's shape and of the MuJoco preset's (``--allreduce-only`` runs
-just that part and merges it into the day's report).
+gradient sizes of the notebook preset's shape (v1) and of the mujoco preset's (v2)
+(``--allreduce-only`` runs just that part and merges it into the day's report).
 
     python benchmarks/data_parallel.py [--frames 20000] [--repeats 2] [--allreduce-only]
 """
@@ -24,8 +24,10 @@ import subprocess
 import sys
 import tempfile
 
-from fastsac.bench import machine_info
-from fastsac.bench_cli import machine_slug, write_report
+if __package__ in (None, ""):  # run as a file: the repository's root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.harness import machine_info, machine_slug, write_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {  # name: (processes, threads per process)
@@ -53,8 +55,20 @@ def run(nproc: int, threads: int, frames: int, out: str) -> dict:
             "samples_per_s": per_rank_updates * summary["effective_batch_size"] / seconds}
 
 
-# floats all-reduced per update (policy step): log_alpha's gradient, then every network's
-GRADIENT_FLOATS = {"alpha": 1, "Pendulum 128-128": 68_997, "HalfCheetah 256-256": 288_527}
+def _gradient_floats(variant: str, obs_dim: int, action_dim: int, hidden: tuple) -> int:
+    """The floats of every trained network's gradient: one all-reduce per update."""
+    import math
+
+    from fastsac.engine import UpdateSpec
+
+    spec = UpdateSpec(variant, 2, obs_dim, action_dim, hidden, 256, 0.99, 0.005, -action_dim)
+    return sum(math.prod(s) for name in spec.trained for s in spec.shapes(name))
+
+
+# floats all-reduced per update (policy step): log_alpha's gradient, then every network's, at the
+# notebook preset's shape (v1) and the mujoco preset's (v2)
+GRADIENT_FLOATS = {"alpha": 1, "Pendulum 128-128 v1": _gradient_floats("v1", 3, 1, (128, 128)),
+                   "HalfCheetah 256-256 v2": _gradient_floats("v2", 17, 6, (256, 256))}
 
 
 def _allreduce_rank(rank: int, port: str, repeats: int, out: str) -> None:

@@ -35,4 +35,4 @@ echo "== fastsac check (cuda)"
 } 2>&1 | tee "$out/check.txt"
 
 echo "== fastsac bench (cuda)"
-python3 -m fastsac.cli bench --device cuda --out "$out" 2>&1 | tail -60
+python3 -m benchmarks.suite --device cuda --out "$out" 2>&1 | tail -60

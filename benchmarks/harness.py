@@ -270,9 +270,6 @@ def select_action_cases(device="cpu", variant="v1") -> list[Case]:
 
 
 # ---- the floor: an update's matrix products alone -------------------------------------------
-PRODUCT_OPS = ("aten::mm", "aten::addmm", "fastsac::mm")
-
-
 class _ProductRecorder(TorchDispatchMode):
     """Records the matrix products called inside it, with copies of their operands."""
 
@@ -333,12 +330,16 @@ def floor_call(products: list[tuple[Callable, tuple]], all_torch: bool = False) 
     return call
 
 
-def floor_cases(shape: Shape, threads: int, with_sb3: bool = True) -> list[Case]:
-    """One group, every call one update: the floor (the update's products alone, as it calls
-    them: baseline), FastSAC compiled and eager, the reference and SB3's train() (v2 shapes) at
-    ``shape``, all on ``threads`` threads."""
+def floor_cases(shape: Shape, threads: int, with_sb3: bool = True, eager: bool = True
+                ) -> list[Case]:
+    """One group, one update per call, all on ``threads`` threads: the floor (the update's
+    products alone, as it calls them; the baseline), with fastsac::mm's tiles also the same
+    products all in MKL's, FastSAC compiled, with ``eager`` FastSAC's engine run eagerly and the
+    reference, and SB3's train() (v2 shapes: the same algorithm). v1 alternates critic-only and
+    policy steps, as in training; its floor holds one of each, halved."""
     group = f"one update {shape.label}, {threads} thread{'s' if threads > 1 else ''}"
     params = {"shape": shape.name, "threads": threads}
+    floor_params = dict(params)  # the products' count is filled in when recorded
 
     def on_threads(setup):
         def wrapped():
@@ -350,35 +351,39 @@ def floor_cases(shape: Shape, threads: int, with_sb3: bool = True) -> list[Case]
                 torch.set_num_threads(threads)
                 ops.set_product_threads(threads)
                 return call()
+            run.updates = getattr(call, "updates", 1)
             return run
         return wrapped
 
-    products = {}
+    products: list = []
 
     def floor(all_torch=False):
         def setup():
-            if "calls" not in products:
-                products["calls"] = recorded_products(shape, policy_step=True)
-                if shape.variant == "v1":  # every other update is critic-only, as in training
-                    products["calls"] += recorded_products(shape, policy_step=False)
-            call = floor_call(products["calls"], all_torch)
-            if shape.variant == "v1":  # two updates recorded: the time of one
-                return _halved(call)
-            return call
+            if not products:
+                products.extend(recorded_products(shape, policy_step=True))
+                if shape.variant == "v1":
+                    products.extend(recorded_products(shape, policy_step=False))
+                floor_params["products"] = len(products)
+                floor_params["tiled_products"] = sum(f is torch.ops.fastsac.mm.default
+                                                     for f, _ in products)
+            call = floor_call(products, all_torch)
+            return _halved(call) if shape.variant == "v1" else call
         return setup
 
     def fast(**kwargs):
         return _updating(lambda: agent_at(FastSAC, shape, update_threads=threads, **kwargs))
 
     cases = [Case(group, "products alone (floor)", on_threads(floor()), baseline=True,
-                  params=params)]
+                  params=floor_params)]
     if any(tiled_layers(shape)):
         cases.append(Case(group, "products alone, all in torch.mm/addmm (MKL floor)",
                           on_threads(floor(all_torch=True)), params=params))
-    cases += [Case(group, "FastSAC compiled", on_threads(fast()), params=params),
-              Case(group, "FastSAC eager engine", on_threads(fast(compile=False)), params=params),
-              Case(group, "reference (eager)",
-                   on_threads(_updating(lambda: agent_at(SACAgent, shape))), params=params)]
+    cases.append(Case(group, "FastSAC compiled", on_threads(fast()), params=params))
+    if eager:
+        cases += [Case(group, "FastSAC eager engine", on_threads(fast(compile=False)),
+                       params=params),
+                  Case(group, "reference (eager)",
+                       on_threads(_updating(lambda: agent_at(SACAgent, shape))), params=params)]
     if with_sb3 and shape.variant == "v2" and sb3_available():
         cases.append(Case(group, "Stable-Baselines3 SAC train()",
                           on_threads(lambda: sb3_update(shape)), params=params))
@@ -620,6 +625,15 @@ def write_report(stem: str, report: dict, markdown: str) -> None:
         json.dump(report, f, indent=2)
     with open(stem + ".md", "w") as f:
         f.write(markdown)
+
+
+def publish(out: str, kind: str, report: dict, markdown: str, quick: bool = False) -> None:
+    """Writes ``<machine>-<date>-<kind>[-quick].json/.md`` under ``out`` and prints the tables."""
+    stem = os.path.join(out, f"{machine_slug(report['machine'])}-{report['date']}-{kind}"
+                        f"{'-quick' if quick else ''}")
+    write_report(stem, report, markdown)
+    print(markdown)
+    print(f"wrote {stem}.json, .md ({report['seconds']:.0f} s)")
 
 
 def fmt_time(seconds: float) -> str:

@@ -130,6 +130,9 @@ def groups_for(parts: set[str], devices: list[str], quick: bool) -> list[list[ha
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # `fastsac bench -- --quick`: the separator reaches us
+        argv = argv[1:]
     args = parser().parse_args(argv)
     parts = parts_of(args.only, args.no_e2e)
     devices = devices_for(args.device)

@@ -1,11 +1,12 @@
-"""update_model() (reference / eager+ops / compiled / CUDA graph) and select_action()."""
+"""update_model() (reference / FastSAC's engine eagerly / compiled / CUDA graph) for SAC v1 and
+v2, and select_action()."""
 
 import pytest
 
 from benchmarks.conftest import DEVICES, ids, run_case
-from fastsac.bench import select_action_cases, update_cases
+from benchmarks.harness import select_action_cases, update_cases
 
-UPDATE = [c for d in DEVICES for c in update_cases(d)]
+UPDATE = [c for d in DEVICES for v in ("v1", "v2") for c in update_cases(d, v)]
 SELECT = [c for d in DEVICES for c in select_action_cases(d)]
 
 

@@ -3,9 +3,9 @@
 import pytest
 
 from benchmarks.conftest import ids, run_case
-from fastsac.bench import buffer_cases
+from benchmarks.harness import buffer_cases
 
-CASES = buffer_cases()
+CASES = buffer_cases((1_000, 10_000, 100_000))
 
 
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))

@@ -4,8 +4,9 @@ number of envs, networks, batch, buffer and ratio of updates to transitions, in 
 Per env (Pendulum-v1 with the notebook's networks; HalfCheetah-v5 with the SAC paper's),
 per number of envs N, per vectorization (sync, async) and per ``updates_per_step`` (1, 0.25):
 transitions/s once learning runs (the warm-up's random steps and the compile excluded), on one
-torch thread. For fastsac, where the time goes: env stepping, acting, updates, the rest.
-SB3 gets the same ratio through ``train_freq`` and ``gradient_steps``.
+torch thread. fastsac runs SAC v2 by default (``--variant``), SB3's algorithm. For fastsac,
+where the time goes: env stepping, acting, updates, the rest. SB3 gets the same ratio through
+``train_freq`` and ``gradient_steps``.
 
 Each configuration runs ``--rounds`` pairs of processes' worth of work, fastsac and SB3
 alternating (fastsac first in even rounds, SB3 first in odd ones), so that a slow stretch of a
@@ -13,7 +14,7 @@ shared machine weighs on both; the table gives medians and each configuration's 
 per-round ratios.
 
     python benchmarks/vector_envs.py [--envs pendulum,halfcheetah] [--nums 1,4,16]
-                                     [--rounds 3] [--quick] [--no-sb3]
+                                     [--rounds 3] [--quick] [--no-sb3] [--variant v2]
 """
 
 from __future__ import annotations
@@ -22,14 +23,17 @@ import argparse
 import datetime
 import os
 import statistics
+import sys
 import time
 from fractions import Fraction
 
+if __package__ in (None, ""):  # run as a file: the repository's root on the path
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import torch
 
+from benchmarks.harness import machine_info, machine_slug, write_report
 from fastsac import FastSAC, make_env
-from fastsac.bench import machine_info
-from fastsac.bench_cli import machine_slug, write_report
 
 SETUPS = {
     "pendulum": {"env": "Pendulum-v1", "hidden": (128, 128), "batch": 128, "memory": 100_000,
@@ -64,9 +68,11 @@ class Clock:
         return (n1 - n0) / (t1 - t0), n1 - n0, t1 - t0
 
 
-def run_fastsac(setup: dict, n: int, vectorization: str, ratio: float, frames: int) -> dict:
+def run_fastsac(setup: dict, n: int, vectorization: str, ratio: float, frames: int,
+                variant: str = "v2") -> dict:
     env = make_env(setup["env"], num_envs=n, vectorization=vectorization)
-    agent = FastSAC(env, setup["memory"], setup["batch"], hidden_sizes=setup["hidden"],
+    agent = FastSAC(env, setup["memory"], setup["batch"], variant=variant,
+                    hidden_sizes=setup["hidden"],
                     initial_random_steps=WARMUP, updates_per_step=ratio, seed=0,
                     update_threads=1, background_compile=False)
     clock = Clock()
@@ -109,7 +115,8 @@ def _sb3_schedule(n: int, ratio: float) -> tuple[int, int]:
     return int(every), 1
 
 
-def run_sb3(setup: dict, n: int, vectorization: str, ratio: float, frames: int) -> dict:
+def run_sb3(setup: dict, n: int, vectorization: str, ratio: float, frames: int,
+            variant: str = "v2") -> dict:
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -156,7 +163,8 @@ def summarize(rounds: list[dict], sb3_rounds: list[dict]) -> dict:
 def to_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"# Vector envs, {report['date']}", "",
-             f"- CPU: {m['cpu']} ({m['cores']} cores), 1 torch thread; torch {m['torch']}, "
+             f"- CPU: {m['cpu']} ({m['cores']} cores), 1 torch thread; fastsac SAC "
+             f"{report['variant']}, {m['simd']} build; torch {m['torch']}, "
              f"stable-baselines3 {m['stable_baselines3']}, gymnasium {m['gymnasium']}", "",
              f"Transitions/s once learning runs, medians of {report['rounds']} interleaved "
              "rounds; vs SB3: the median of the rounds' ratios and their range. Time shares are "
@@ -186,12 +194,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per configuration")
     p.add_argument("--quick", action="store_true", help="a third of the frames")
     p.add_argument("--no-sb3", action="store_true")
+    p.add_argument("--variant", choices=("v1", "v2"), default="v2",
+                   help="fastsac's SAC (v2, the default: SB3's algorithm)")
     p.add_argument("--out", default=os.path.join("benchmarks", "results"))
     args = p.parse_args()
     torch.set_num_threads(1)
     report = {"date": datetime.date.today().isoformat(), "machine": machine_info("cpu"),
-              "warmup": WARMUP, "rounds": args.rounds, "runs": []}
-    name = f"{machine_slug(report['machine'])}-{report['date']}-vector-envs"
+              "variant": args.variant, "warmup": WARMUP, "rounds": args.rounds, "runs": []}
+    name = f"{machine_slug(report['machine'])}-{report['date']}-vector-envs-{args.variant}"
     name += "-quick" if args.quick else ""
     os.makedirs(args.out, exist_ok=True)
     for key in args.envs.split(","):
@@ -210,7 +220,8 @@ def main() -> None:
                         if not args.no_sb3:
                             runs.insert(1 - k % 2, (theirs, run_sb3))  # SB3 second, then first
                         for results, run in runs:
-                            results.append(run(setup, n, vectorization, ratio, frames))
+                            results.append(run(setup, n, vectorization, ratio, frames,
+                                               args.variant))
                     row.update(summarize(ours, theirs))
                     report["runs"].append(row)
                     print(to_markdown({**report, "runs": [row]}).splitlines()[-1], flush=True)

@@ -53,6 +53,7 @@ def say(obj):
 
 
 env_id, hidden, batch, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+mode = sys.argv[5]  # "compiled": update_model() as it is; "bridge": on the cold-start bridge
 hidden = tuple(map(int, hidden.split("-")))
 import numpy as np
 import torch
@@ -63,6 +64,15 @@ import torch._dynamo.utils as dyn_utils
 
 agent = FastSAC(fastsac.make_env(env_id), 100_000, batch, seed=0, hidden_sizes=hidden,
                 update_threads=threads, background_compile=False)
+if mode == "bridge":
+    # what train() runs while the background process compiles, put in place of the compiled
+    # function before it is first called (so nothing compiles): old: the C++ whole-update op,
+    # new: the eager update (private attributes of each version, for this benchmark only)
+    if hasattr(agent, "_bridge_fn"):
+        assert agent._bridge_fn is not agent._eager_fn, "old: no C++ op in this build"
+        agent._update_fn = agent._bridge_fn
+    else:
+        agent.engine._fn = agent.engine._eager
 buf = agent.memory  # as tests/conftest.py's fill_random: straight into the arrays
 rng = np.random.default_rng(0)
 buf.obs_buf[:] = rng.normal(size=buf.obs_buf.shape)
@@ -118,16 +128,17 @@ def version_env(version: str, prev: str, extra: dict | None = None) -> tuple[dic
 
 class Worker:
     def __init__(self, version: str, prev: str, shape: tuple, threads: int, simd: str | None,
-                 log_dir: str):
+                 log_dir: str, mode: str = "compiled"):
         env_id, hidden, batch = shape
         extra = {"OMP_NUM_THREADS": str(threads)}
         if simd:
             extra["FASTSAC_CPU_SIMD"] = simd
         env, cwd = version_env(version, prev, extra)
         self.version = version
-        self.log = open(os.path.join(log_dir, f"{version}-{env_id}-{threads}t-{simd}.log"), "w")
+        name = f"{version}-{mode}-{env_id}-{threads}t-{simd}.log"
+        self.log = open(os.path.join(log_dir, name), "w")
         self.proc = subprocess.Popen([sys.executable, "-c", WORKER, env_id, hidden, str(batch),
-                                      str(threads)], cwd=cwd, env=env, stdin=subprocess.PIPE,
+                                      str(threads), mode], cwd=cwd, env=env, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, text=True)
 
     def answer(self) -> dict:
@@ -159,15 +170,15 @@ class Worker:
 
 
 def timing(prev: str, shapes, thread_counts, simds, rounds: int, target_s: float,
-           log_dir: str) -> list[dict]:
+           log_dir: str, mode: str = "compiled") -> list[dict]:
     rows = []
     for simd in simds:
         for shape in shapes:
             for threads in thread_counts:
                 label = f"{shape[0]} {shape[1]} b{shape[2]}, {threads} thread(s), " \
                         f"SIMD {simd or 'default'}"
-                print(f"update_model: {label}: compiling ...", flush=True)
-                workers = {v: Worker(v, prev, shape, threads, simd, log_dir)
+                print(f"update_model ({mode}): {label}: starting ...", flush=True)
+                workers = {v: Worker(v, prev, shape, threads, simd, log_dir, mode)
                            for v in ("old", "new")}
                 try:
                     ready = {v: w.answer() for v, w in workers.items()}  # both compile at once
@@ -191,7 +202,7 @@ def timing(prev: str, shapes, thread_counts, simds, rounds: int, target_s: float
                     for w in workers.values():
                         w.close()
                 row = {"env": shape[0], "hidden": shape[1], "batch": shape[2],
-                       "threads": threads, "simd_env": simd, "k": k, "rounds": rounds,
+                       "threads": threads, "simd_env": simd, "mode": mode, "k": k, "rounds": rounds,
                        "simd": {v: ready[v]["simd"] for v in ready},
                        "first_updates_s": {v: ready[v]["first_updates_s"] for v in ready},
                        "recompiled": {v: any(s["recompiled"] for s in samples[v])
@@ -207,7 +218,7 @@ def timing(prev: str, shapes, thread_counts, simds, rounds: int, target_s: float
                     row[f"{v}_max_round_ms"] = max(ms)
                 # ratio per round (old and new of the same round), and its spread
                 per_round = [n / o for o, n in zip(row["samples_mean_ms"]["old"],
-                                                    row["samples_mean_ms"]["new"])]
+                                                    row["samples_mean_ms"]["new"], strict=True)]
                 row["ratio"] = row["new_ms"] / row["old_ms"]
                 row["ratio_per_round_median"] = statistics.median(per_round)
                 row["ratio_per_round_min"] = min(per_round)
@@ -252,7 +263,8 @@ def cold_run(version: str, prev: str, pinned: bool, frames: int, initial: int,
     row = {"version": version, "pinned": pinned, "frames": frames, "process_s": wall,
            "train_s": summary.get("train_seconds"),
            "test_mean_return": summary.get("test_mean_return"),
-           "frames_collected": summary.get("frames_collected")}
+           "frames_collected": summary.get("frames_collected"),
+           "output_share": summary.get("output_share")}
     for key in ("first_compiled_update_train_s", "first_native_update_train_s",
                 "first_bridge_update_train_s"):
         if key in summary:
@@ -310,39 +322,53 @@ def to_markdown(report: dict) -> str:
              f"- CPU: {m['cpu']} ({m['cores']} cores, shared with other jobs); torch "
              f"{m['torch']}; Python {m['python']}",
              f"- new: {m['new_commit']} + working tree ({len(m['new_dirty_files'])} modified "
-             f"files); old: {m['old_commit']}",
+             f"files); old: {m['old_commit']}"
+             + (f" (the checkout was at {m['new_commit_at_end']} when it ended)"
+                if m.get("new_commit_at_end", m["new_commit"]) != m["new_commit"] else ""),
              f"- command: `{report['command']}`", ""]
-    if report.get("timing"):
-        lines += ["## `update_model()` per update (v1, 100k buffer, random transitions)", "",
-                  "Old and new in two live worker processes, asked in turn; each cell is the "
-                  "median over rounds of one round's mean over K updates (half policy steps). "
-                  "`SIMD` is the build of fastsac's CPU kernels each worker reported. The ratio "
-                  "column is new/old of the medians; the range is new/old within each round.", "",
-                  "| shape | threads | SIMD | K x rounds | old ms | new ms | new/old | "
-                  "per-round range | old round min-max | new round min-max |",
-                  "|---|---:|---|---:|---:|---:|---:|---|---|---|"]
-        for r in report["timing"]:
+    def table(rows):
+        out = ["| shape | mode | threads | SIMD | K x rounds | old ms | new ms | new/old | "
+               "per-round range | old round min-max | new round min-max |",
+               "|---|---|---:|---|---:|---:|---:|---:|---|---|---|"]
+        for r in rows:
             simd = r["simd"]["old"] if r["simd"]["old"] == r["simd"]["new"] else \
                 f"{r['simd']['old']}/{r['simd']['new']}"
-            lines.append(
-                f"| {r['hidden']} b{r['batch']} {r['env']} | {r['threads']} | {simd} | "
-                f"{r['k']} x {r['rounds']} | {r['old_ms']:.3f} | {r['new_ms']:.3f} | "
-                f"**{r['ratio']:.3f}** | {r['ratio_per_round_min']:.3f}-"
+            out.append(
+                f"| {r['hidden']} b{r['batch']} {r['env']} | {r.get('mode', 'compiled')} | "
+                f"{r['threads']} | {simd} | {r['k']} x {r['rounds']} | {r['old_ms']:.3f} | "
+                f"{r['new_ms']:.3f} | **{r['ratio']:.3f}** | {r['ratio_per_round_min']:.3f}-"
                 f"{r['ratio_per_round_max']:.3f} | {r['old_min_round_ms']:.3f}-"
                 f"{r['old_max_round_ms']:.3f} | {r['new_min_round_ms']:.3f}-"
                 f"{r['new_max_round_ms']:.3f} |")
-        lines += ["", "Compile in the worker (first two updates, s; warm inductor cache of "
-                  "this machine, so not a cold-start number):", "",
-                  "| shape | threads | SIMD | old | new |", "|---|---:|---|---:|---:|"]
+        return out
+
+    if report.get("timing"):
+        lines += ["## `update_model()` per update (v1, 100k buffer, random transitions)", "",
+                  "Old and new in two live worker processes, asked in turn (old first in even "
+                  "rounds, new first in odd); each cell is the median over rounds of one round's "
+                  "mean over K updates (half policy steps). `SIMD` is the build of fastsac's CPU "
+                  "kernels each worker reported. new/old is the ratio of the medians; the range "
+                  "is new/old within each round.", ""] + table(report["timing"])
+        lines += ["", "Compile in the worker (first two updates, s; both workers compiling at "
+                  "once, on a warm inductor cache of this machine: not a cold-start number):",
+                  "", "| shape | threads | SIMD | old | new |", "|---|---:|---|---:|---:|"]
         for r in report["timing"]:
             f = r["first_updates_s"]
             lines.append(f"| {r['hidden']} b{r['batch']} | {r['threads']} | "
                          f"{r['simd']['new']} | {f['old'][0] + f['old'][1]:.1f} | "
                          f"{f['new'][0] + f['new'][1]:.1f} |")
-        if any(any(r["recompiled"].values()) for r in report["timing"]):
-            lines += ["", "**Warning**: dynamo's counters moved during timing in: " + ", ".join(
-                f"{r['hidden']} {r['threads']}t {r['simd_env']}" for r in report["timing"]
-                if any(r["recompiled"].values()))]
+    if report.get("bridge"):
+        lines += ["", "## The cold-start bridge at the cold run's shape", "",
+                  "`bridge`: what `train()` learns on while the background process compiles "
+                  "(old: the C++ whole-update op `fastsac::sac_update_`; new: the eager update), "
+                  "put in place of the compiled function in the worker; `compiled`: the "
+                  "compiled update, for scale. Same interleaving as above.", ""]
+        lines += table(report["bridge"])
+    rows = report.get("timing", []) + report.get("bridge", [])
+    if any(any(r["recompiled"].values()) for r in rows):
+        lines += ["", "**Warning**: dynamo's counters moved during timing in: " + ", ".join(
+            f"{r['hidden']} {r.get('mode')} {r['threads']}t {r['simd_env']}" for r in rows
+            if any(r["recompiled"].values()))]
     if report.get("cold"):
         c = report["cold_settings"]
         lines += ["", f"## Cold start: `fastsac train` Pendulum-v1, {c['frames']} frames, "
@@ -351,7 +377,8 @@ def to_markdown(report: dict) -> str:
                   "Pinned runs: `taskset -c 0`, OMP_NUM_THREADS=1 (the idle-priority background "
                   "compiler gets no time; old learns on the C++ op, new on the eager update).",
                   "", "| # | version | cores | whole process | training | first bridge update "
-                  "| first compiled update | test return |", "|---:|---|---|---:|---:|---:|---:|---:|"]
+                  "| first compiled update | test return |",
+                  "|---:|---|---|---:|---:|---:|---:|---:|"]
 
         def sec(v):
             return "never" if v is None else f"{v:.1f} s"
@@ -365,7 +392,8 @@ def to_markdown(report: dict) -> str:
         med = report["cold_medians"]
         lines += ["", "| pinned to one core | old | new | new/old |", "|---|---:|---:|---:|",
                   f"| median whole process | {med['old_process_s']:.1f} s | "
-                  f"{med['new_process_s']:.1f} s | {med['new_process_s'] / med['old_process_s']:.3f} |",
+                  f"{med['new_process_s']:.1f} s | "
+                  f"{med['new_process_s'] / med['old_process_s']:.3f} |",
                   f"| median training | {med['old_train_s']:.1f} s | {med['new_train_s']:.1f} s | "
                   f"{med['new_train_s'] / med['old_train_s']:.3f} |"]
     return "\n".join(lines) + "\n"
@@ -374,7 +402,7 @@ def to_markdown(report: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prev", default="/work/prevmain", help="worktree of the previous main")
-    p.add_argument("--parts", default="timing,cold")
+    p.add_argument("--parts", default="timing,bridge,cold")
     p.add_argument("--rounds", type=int, default=11)
     p.add_argument("--target-s", type=float, default=1.5, help="seconds per timing request")
     p.add_argument("--threads", default="1,2")
@@ -389,6 +417,7 @@ def main() -> None:
     args = p.parse_args()
     all_shapes = {"pendulum": ("Pendulum-v1", "128-128", 128),
                   "cheetah": ("HalfCheetah-v5", "256-256", 256),
+                  "pendulum256": ("Pendulum-v1", "256-256", 256),
                   "tiny": ("Pendulum-v1", "32-32", 32)}
     parts = set(args.parts.split(","))
     work = tempfile.mkdtemp(prefix="fastsac-vs-previous-")
@@ -402,6 +431,14 @@ def main() -> None:
             report["timing"] = timing(args.prev, [all_shapes[s] for s in args.shapes.split(",")],
                                       [int(t) for t in args.threads.split(",")], simds,
                                       args.rounds, args.target_s, work)
+        if "bridge" in parts:
+            # the cold run's shape (Pendulum, 256-256, batch 256) on one thread, as pinned: the
+            # bridge each version learns on, and the compiled update for scale
+            shape = [all_shapes["pendulum256"]]
+            report["bridge"] = (timing(args.prev, shape, [1], [None], args.rounds, args.target_s,
+                                       work, "bridge")
+                                + timing(args.prev, shape, [1], [None], args.rounds,
+                                         args.target_s, work, "compiled"))
         if "cold" in parts:
             report["cold_settings"] = {"frames": args.frames, "initial": args.initial}
             rows = cold_start(args.prev, args.cold_runs, args.frames, args.initial, work)
@@ -414,6 +451,9 @@ def main() -> None:
         print(f"failed; the workers' logs are in {work}", file=sys.stderr)
         raise
     shutil.rmtree(work, ignore_errors=True)
+    end = machine(args.prev)  # others may commit in this checkout while it runs
+    report["machine"]["new_commit_at_end"] = end["new_commit"]
+    report["machine"]["new_dirty_files_at_end"] = end["new_dirty_files"]
     stem = args.name or f"amd-epyc-{os.cpu_count()}c-{report['date']}-vs-previous"
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, stem + ".json"), "w") as f:

@@ -60,9 +60,9 @@ Simd active_simd() { return static_cast<Simd>(active().load(std::memory_order_re
 
 const SimdKernels* simd_kernels() {
   static const SimdKernels avx2_kernels{avx2::forward_f32, avx2::backward_f32,
-                                        avx2::polyak_f32};
+                                        avx2::polyak_f32, avx2::adam_f32};
   static const SimdKernels avx512_kernels{avx512::forward_f32, avx512::backward_f32,
-                                          avx512::polyak_f32};
+                                          avx512::polyak_f32, avx512::adam_f32};
   switch (active_simd()) {
     case Simd::kAvx512: return &avx512_kernels;
     case Simd::kAvx2: return &avx2_kernels;

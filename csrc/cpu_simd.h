@@ -1,6 +1,6 @@
 // Which SIMD kernels the CPU ops run, and the kernels of each instruction set.
 //
-// The float32 CPU kernels of tanh_normal and polyak_ come in three builds of the same code: portable (scalar C++), AVX2 + FMA (8 floats) and AVX-512 (16 floats). The best
+// The float32 CPU kernels of tanh_normal, polyak_ and adam_ come in three builds of the same code: portable (scalar C++), AVX2 + FMA (8 floats) and AVX-512 (16 floats). The best
 // one the CPU has is picked once; FASTSAC_CPU_SIMD=portable|avx2|avx512 at start-up, or the op
 // fastsac::_cpu_simd at run time (fastsac.ops.cpu_simd), picks another, so tests can hold
 // every build to the same formula. float64 always runs the portable loops.
@@ -17,6 +17,14 @@ Simd active_simd();
 // or build lacks it). Returns the name of the active build.
 std::string cpu_simd(const std::string& request);
 
+// One Adam step's constants (fastsac::adam_, adam_cpu.cpp): g <- g + weight_decay p;
+// m <- m + w1 (g - m); v <- v b2 + g g w2; p <- p - step_size (m / (sqrt(v) / bc2_sqrt + eps)).
+template <typename T>
+struct AdamCoefsT {
+  T w1, b2, w2, bc2_sqrt, eps, step_size, weight_decay;
+};
+using AdamCoefs = AdamCoefsT<float>;
+
 // The float32 kernels of one SIMD build (the functions declared below, per instruction set).
 struct SimdKernels {
   void (*forward)(const float* m, const float* s, const float* e, float* action, float* log_prob,
@@ -25,6 +33,7 @@ struct SimdKernels {
                    const float* e, float* g_m, float* g_s, int64_t rows, int64_t dim, float lo,
                    float half_range, bool tanh_mean);
   void (*polyak)(float* t, const float* s, int64_t n, float tau, float keep);
+  void (*adam)(float* p, float* m, float* v, const float* g, int64_t n, const AdamCoefs& c);
 };
 // The kernels of the active build; nullptr when it is the portable one (the callers' own loops).
 const SimdKernels* simd_kernels();
@@ -41,6 +50,7 @@ const SimdKernels* simd_kernels();
                     const float* e, float* g_m, float* g_s, int64_t rows, int64_t dim, float lo, \
                     float half_range, bool tanh_mean);                                          \
   void polyak_f32(float* t, const float* s, int64_t n, float tau, float keep);                 \
+  void adam_f32(float* p, float* m, float* v, const float* g, int64_t n, const AdamCoefs& c);  \
   }
 FASTSAC_DECLARE_SIMD_KERNELS(avx2)
 FASTSAC_DECLARE_SIMD_KERNELS(avx512)
@@ -57,6 +67,7 @@ FASTSAC_DECLARE_SIMD_KERNELS(avx512)
   void backward_f32(const float*, const float*, const float*, const float*, const float*,      \
                     float*, float*, int64_t, int64_t, float, float, bool) {}                    \
   void polyak_f32(float*, const float*, int64_t, float, float) {}                              \
+  void adam_f32(float*, float*, float*, const float*, int64_t, const AdamCoefs&) {}             \
   }                                                                                             \
   }
 

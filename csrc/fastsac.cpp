@@ -25,6 +25,10 @@ TORCH_LIBRARY(fastsac, m) {
       "Tensor log_std_raw, Tensor eps, float log_std_min, float log_std_max, "
       "bool tanh_mean=True) -> (Tensor, Tensor)");
   m.def("polyak_(Tensor(a!)[] target, Tensor[] source, float tau) -> ()");
+  // one Adam step of a flat buffer, settings = [lr, beta1, beta2, eps, weight_decay] (adam_cpu.cpp)
+  m.def(
+      "adam_(Tensor(a!) param, Tensor(b!) exp_avg, Tensor(c!) exp_avg_sq, Tensor(d!) steps, "
+      "Tensor[] grads, Tensor settings) -> ()");
   // a @ b for the update graph's hidden layers on CPU (gemm_cpu.cpp)
   m.def("mm(Tensor a, Tensor b) -> Tensor");
   // the actor's action for states on CPU, for select_action (policy_cpu.cpp); eps None: the

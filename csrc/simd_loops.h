@@ -1,6 +1,6 @@
 // The float32 loops of the SIMD kernels, written once over a vector type V (8 floats in the
 // AVX2 build, 16 in the AVX-512 one). An ISA's source file defines V (load, store, the partial
-// load/store of the last n < kWidth lanes, arithmetic and fs_tanh/fs_exp/fs_log),
+// load/store of the last n < kWidth lanes, arithmetic and fs_tanh/fs_exp/fs_log/fs_sqrt),
 // includes tanh_normal_math.h for the formula, then this file; both put their code in the inline
 // namespace FASTSAC_ISA, so each ISA's copies keep their own symbols.
 //
@@ -105,6 +105,25 @@ void polyak_span(float* t, const float* s, int64_t n, float tau, float keep) {
   }
 }
 
+// One Adam step over a span (AdamCoefs): adam_cpu.cpp's portable loop, operation for operation
+// and in its order, on vectors.
+template <typename V>
+void adam_span(float* p, float* m, float* v, const float* g, int64_t n, const AdamCoefs& c) {
+  const V w1(c.w1), b2(c.b2), w2(c.w2), bc2_sqrt(c.bc2_sqrt), eps(c.eps), step(c.step_size);
+  const V wd(c.weight_decay);
+  for (int64_t k = 0; k < n; k += V::kWidth) {
+    const int64_t cnt = std::min<int64_t>(V::kWidth, n - k);
+    const V pk = load_n<V>(p + k, cnt);
+    const V gk = load_n<V>(g + k, cnt) + wd * pk;
+    const V mk = load_n<V>(m + k, cnt);
+    const V m_new = mk + w1 * (gk - mk);
+    const V v_new = load_n<V>(v + k, cnt) * b2 + gk * gk * w2;
+    store_n(pk - step * (m_new / (fs_sqrt(v_new) / bc2_sqrt + eps)), p + k, cnt);
+    store_n(m_new, m + k, cnt);
+    store_n(v_new, v + k, cnt);
+  }
+}
+
 }  // namespace FASTSAC_ISA
 }  // namespace fastsac
 
@@ -122,4 +141,7 @@ void polyak_span(float* t, const float* s, int64_t n, float tau, float keep) {
   }                                                                                             \
   void polyak_f32(float* t, const float* s, int64_t n, float tau, float keep) {                \
     polyak_span<V>(t, s, n, tau, keep);                                                         \
+  }                                                                                             \
+  void adam_f32(float* p, float* m, float* v, const float* g, int64_t n, const AdamCoefs& c) { \
+    adam_span<V>(p, m, v, g, n, c);                                                             \
   }

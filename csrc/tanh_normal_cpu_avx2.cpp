@@ -1,4 +1,4 @@
-// AVX2 + FMA float32 kernels of fastsac::tanh_normal and polyak_ (cpu_simd.h).
+// AVX2 + FMA float32 kernels of fastsac::tanh_normal, polyak_ and adam_ (cpu_simd.h).
 //
 // Why: the portable kernels call glibc's scalar tanhf/expf/logf (about 11 calls per element
 // forward + backward), which made the fused op slower than torch's own vectorised eager ops
@@ -55,6 +55,7 @@ inline F8 operator/(F8 a, F8 b) { return _mm256_div_ps(a.v, b.v); }
 inline F8 fs_tanh(F8 x) { return Sleef_tanhf8_u10avx2(x.v); }
 inline F8 fs_exp(F8 x) { return Sleef_expf8_u10avx2(x.v); }
 inline F8 fs_log(F8 x) { return Sleef_logf8_u10avx2(x.v); }
+inline F8 fs_sqrt(F8 x) { return _mm256_sqrt_ps(x.v); }
 
 }  // namespace simd8
 }  // namespace fastsac

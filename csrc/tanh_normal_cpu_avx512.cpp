@@ -1,4 +1,4 @@
-// AVX-512 float32 kernels of fastsac::tanh_normal and polyak_ (cpu_simd.h):
+// AVX-512 float32 kernels of fastsac::tanh_normal, polyak_ and adam_ (cpu_simd.h):
 // the AVX2 file's code on 16-float vectors, with Sleef's 1-ulp AVX-512 tanh/exp/log (the ones
 // torch's own CPU kernels run on such machines). Why: at SAC's batch of 128 x 6 the op is bound
 // by these transcendentals, and a CPU with full-width AVX-512 units does twice the lanes per
@@ -46,6 +46,9 @@ inline F16 fs_tanh(F16 x) { return Sleef_tanhf16_u10avx512f(x.v); }
 // "may be used uninitialized" warning on _mm512_sqrt_ps's undefined pass-through)
 inline F16 fs_exp(F16 x) { return Sleef_expf16_u10avx512f(x.v); }
 inline F16 fs_log(F16 x) { return Sleef_logf16_u10avx512f(x.v); }
+inline F16 fs_sqrt(F16 x) {
+  return _mm512_maskz_sqrt_ps(static_cast<__mmask16>(0xFFFF), x.v);
+}
 
 }  // namespace simd16
 }  // namespace fastsac

@@ -134,30 +134,18 @@ class FlatNets:
 
 
 # ---- Adam, as torch.optim.Adam computes it ----------------------------------------------------
-def adam(group: Sequence[torch.Tensor], grad: torch.Tensor,
-         s: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """One Adam step of a flat group (``torch.optim.Adam``'s arithmetic, L2 weight decay
-    included), out of place: the new ``(params, exp_avg, exp_avg_sq, steps)``. ``s``: this
-    optimizer's row of settings."""
-    params, exp_avg, exp_avg_sq, steps = group
-    lr, beta1, beta2, eps, weight_decay = s.to(params.dtype).unbind()
-    grad = grad + weight_decay * params
-    steps = steps + 1
-    exp_avg = exp_avg.lerp(grad, 1 - beta1)
-    exp_avg_sq = exp_avg_sq * beta2 + grad * grad * (1 - beta2)
-    step = steps[0].to(params.dtype)  # a group's parameters share one count
-    bias_correction1 = 1 - beta1 ** _power_step(step, beta1)
-    bias_correction2_sqrt = torch.sqrt(1 - beta2 ** _power_step(step, beta2))
-    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
-    return params - lr / bias_correction1 * (exp_avg / denom), exp_avg, exp_avg_sq, steps
+adam = ops.adam_step
 
 
-def _power_step(step: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """The step for ``beta ** step``, capped where the cap changes no result. Why: beta ** step
-    underflows float32 after some hundred steps, and libm's pow takes a slow path at every
-    underflow, inside each Adam loop of the compiled graph. From the cap on beta ** step <
-    2 ** -55, so 1 - beta ** step is 1.0 exactly, capped or not."""
-    return torch.clamp(step, max=torch.ceil(55 * math.log(2) / -torch.log(beta)))
+def adam_(group: Sequence[torch.Tensor], grads: list[torch.Tensor], s: torch.Tensor) -> None:
+    """One Adam step of a network's flat group, in place, from its views' gradients: in torch
+    ops inside the compiled graph (inductor fuses them into one loop), eagerly on CPU in one
+    call of the fused ``fastsac::adam_`` (a dozen separate passes otherwise; BENCHMARKS.md,
+    "Cold start")."""
+    if torch.compiler.is_compiling() or not group[0].is_cpu:
+        write(group, adam(group, torch.cat([g.reshape(-1) for g in grads]), s))
+    else:
+        torch.ops.fastsac.adam_(*group, grads, s)
 
 
 def write(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor]) -> None:
@@ -220,18 +208,19 @@ def sac_update(spec: UpdateSpec, policy_step: bool, state: UpdateState, batch: S
 
     grads, (losses, alpha_loss, new_alpha) = grads_and_aux(objective,
                                                            [views[n] for n in stepped])
-    flat_grads = [torch.cat([g.reshape(-1) for g in gs]) for gs in grads]
     if spec.world_size > 1:  # every network's gradients, one all-reduce
-        flat_grads = distributed.average_flat(flat_grads, spec.world_size)
+        sizes = [len(gs) for gs in grads]
+        flat = distributed.average_flat([g for gs in grads for g in gs], spec.world_size)
+        grads = [flat[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
     write(state.alpha, new_alpha)
     polyak = variant.polyak_every_update or policy_step
     targets = [p for p in state.targets]
     sources = [state.trained[names.index(src)][0] for _, src in spec.targets]
     if polyak and not variant.polyak_after_step:  # blends the sources' pre-step parameters
         torch.ops.fastsac.polyak_(targets, sources, spec.tau)
-    for n, g in zip(stepped, flat_grads, strict=True):
+    for n, gs in zip(stepped, grads, strict=True):
         i = names.index(n)
-        write(state.trained[i], adam(state.trained[i], g, state.settings[i]))
+        adam_(state.trained[i], gs, state.settings[i])
     if polyak and variant.polyak_after_step:
         torch.ops.fastsac.polyak_(targets, sources, spec.tau)
     return variant.report(losses, alpha_loss, policy_step, spec.n_critics)

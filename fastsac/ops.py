@@ -3,7 +3,8 @@ its fused ``tanh_normal_backward``), the multi-tensor Polyak update (``polyak_``
 of the fast paths: ``mm`` (the update's products, in AVX-512 tiles) and ``policy_action`` (one
 call per ``select_action``).
 
-The C++/CUDA extension ``fastsac._C`` defines the schemas and kernels (``csrc/``); this module
+``adam_`` is the eager update's fused Adam step (CPU). The C++/CUDA extension ``fastsac._C``
+defines the schemas and kernels (``csrc/``); this module
 registers what torch needs from Python, after the model of ``pytorch/extension-cpp``: fake
 kernels (so ``torch.compile`` traces the ops) and autograd (``torch.library.register_autograd``).
 The update differentiates through :class:`TanhNormal` and :func:`linear`, autograd Functions with
@@ -35,6 +36,8 @@ _SCHEMAS = {
     "Tensor mean_raw, Tensor log_std_raw, Tensor eps, float log_std_min, float log_std_max, "
     "bool tanh_mean=True) -> (Tensor, Tensor)",
     "polyak_": "polyak_(Tensor(a!)[] target, Tensor[] source, float tau) -> ()",
+    "adam_": "adam_(Tensor(a!) param, Tensor(b!) exp_avg, Tensor(c!) exp_avg_sq, Tensor(d!) steps, "
+    "Tensor[] grads, Tensor settings) -> ()",
     "mm": "mm(Tensor a, Tensor b) -> Tensor",
     "policy_action": "policy_action(Tensor state, Tensor[] actor, Tensor? eps, "
     "float log_std_min, float log_std_max, bool tanh_mean=True) -> Tensor",
@@ -97,6 +100,39 @@ def _polyak_torch(target, source, tau):
         t.copy_(tau * s + (1.0 - tau) * t)
 
 
+def adam_step(group, grad: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """One Adam step of a flat group ``(params, exp_avg, exp_avg_sq, steps)``, out of place:
+    ``torch.optim.Adam``'s arithmetic, L2 weight decay included; ``s``: the optimizer's
+    ``[lr, beta1, beta2, eps, weight_decay]``. What the compiled update runs (inductor fuses it
+    into one loop), and the fallback of ``fastsac::adam_``."""
+    params, exp_avg, exp_avg_sq, steps = group
+    lr, beta1, beta2, eps, weight_decay = s.to(params.dtype).unbind()
+    grad = grad + weight_decay * params
+    steps = steps + 1
+    exp_avg = exp_avg.lerp(grad, 1 - beta1)
+    exp_avg_sq = exp_avg_sq * beta2 + grad * grad * (1 - beta2)
+    step = steps[0].to(params.dtype)  # a group's parameters share one count
+    bias_correction1 = 1 - beta1 ** _power_step(step, beta1)
+    bias_correction2_sqrt = torch.sqrt(1 - beta2 ** _power_step(step, beta2))
+    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
+    return params - lr / bias_correction1 * (exp_avg / denom), exp_avg, exp_avg_sq, steps
+
+
+def _power_step(step: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """The step for ``beta ** step``, capped where the cap changes no result. Why: beta ** step
+    underflows float32 after some hundred steps, and libm's pow takes a slow path at every
+    underflow, inside each Adam loop of the compiled graph. From the cap on beta ** step <
+    2 ** -55, so 1 - beta ** step is 1.0 exactly, capped or not."""
+    return torch.clamp(step, max=torch.ceil(55 * math.log(2) / -torch.log(beta)))
+
+
+def _adam_torch(param, exp_avg, exp_avg_sq, steps, grads, settings):
+    group = (param, exp_avg, exp_avg_sq, steps)
+    grad = torch.cat([g.reshape(-1) for g in grads])
+    for t, new in zip(group, adam_step(group, grad, settings), strict=True):
+        t.copy_(new)
+
+
 if not EXTENSION_LOADED:  # pragma: no cover - exercised only on broken installs
     warnings.warn(
         "fastsac: the C++/CUDA extension fastsac._C did not load "
@@ -108,7 +144,7 @@ if not EXTENSION_LOADED:  # pragma: no cover - exercised only on broken installs
         _fallback_lib.define(_schema)
     for _name, _fn in (("tanh_normal", _tanh_normal_torch),
                        ("tanh_normal_backward", _tanh_normal_backward_torch),
-                       ("polyak_", _polyak_torch), ("mm", torch.mm),
+                       ("polyak_", _polyak_torch), ("adam_", _adam_torch), ("mm", torch.mm),
                        ("policy_action", _policy_action_torch),
                        ("_product_threads", _product_threads_torch)):
         _fallback_lib.impl(_name, _fn, "CompositeExplicitAutograd")
@@ -131,6 +167,11 @@ def _tanh_normal_backward_fake(grad_action, grad_log_prob, mean_raw, log_std_raw
 
 @torch.library.register_fake("fastsac::polyak_")
 def _polyak_fake(target, source, tau):
+    return None
+
+
+@torch.library.register_fake("fastsac::adam_")
+def _adam_fake(param, exp_avg, exp_avg_sq, steps, grads, settings):
     return None
 
 

@@ -435,3 +435,49 @@ def test_cuda_matches_composite(regime, head):
     ref_action, ref_log_prob = _composite64(m, s, e, head)
     torch.testing.assert_close(action.cpu(), ref_action, rtol=1e-7, atol=1e-9)
     torch.testing.assert_close(log_prob.cpu(), ref_log_prob, rtol=1e-7, atol=1e-6)
+
+
+def _adam_case(dtype, n=(40, 3, 300), seed=0):
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.randn(k, generator=g, dtype=torch.float64).to(dtype) for k in n]
+    grads = [torch.randn(k, generator=g, dtype=torch.float64).to(dtype) for k in n]
+    return params, grads
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_adam_op_steps_as_torch_optim_adam(simd, dtype):
+    """fastsac::adam_ on a flat buffer against torch.optim.Adam on the separate tensors, three
+    steps, weight decay on; and against its own pure-torch fallback."""
+    params, grads = _adam_case(dtype)
+    settings = torch.tensor([1e-2, 0.8, 0.99, 1e-6, 0.1], dtype=torch.float64)
+    ref = [p.clone().requires_grad_() for p in params]
+    opt = torch.optim.Adam(ref, lr=1e-2, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)
+    flat = torch.cat(params)
+    state = (flat.clone(), torch.zeros_like(flat), torch.zeros_like(flat),
+             torch.zeros(len(params)))
+    fallback = tuple(t.clone() for t in state)
+    for step in range(3):
+        scaled = [g * (step + 1) for g in grads]
+        for p, g in zip(ref, scaled, strict=True):
+            p.grad = g.clone()
+        opt.step()
+        torch.ops.fastsac.adam_(*state, scaled, settings)
+        ops._adam_torch(*fallback, scaled, settings)
+    want = torch.cat([p.detach() for p in ref])
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(state[0], want, rtol=tol, atol=tol)
+    torch.testing.assert_close(state[0], fallback[0], rtol=tol, atol=tol)
+    assert state[3].tolist() == [3.0, 3.0, 3.0]
+    torch.testing.assert_close(state[2], torch.cat([opt.state[p]["exp_avg_sq"] for p in ref]),
+                               rtol=tol, atol=tol * 1e-3)
+
+
+def test_opcheck_adam_and_bad_input():
+    params, grads = _adam_case(torch.float64)
+    flat = torch.cat(params)
+    args = (flat, torch.zeros_like(flat), torch.zeros_like(flat), torch.zeros(3), grads,
+            torch.tensor([1e-3, 0.9, 0.999, 1e-8, 0.0], dtype=torch.float64))
+    torch.library.opcheck(torch.ops.fastsac.adam_.default, args,
+                          test_utils=("test_schema", "test_faketensor"))
+    with pytest.raises(RuntimeError, match="gradients for 43 parameters"):
+        torch.ops.fastsac.adam_(*args[:4], grads[:2], args[5])
