@@ -25,15 +25,14 @@ def in_notebook() -> bool:
     return shell is not None and type(shell).__name__ in ("ZMQInteractiveShell", "Shell")
 
 
-def thinned(values) -> np.ndarray:
+def thinned(x, y) -> np.ndarray:
     """``[2, k]``: x and y of a curve, as slice means when it has more than ``MAX_POINTS``."""
-    y = np.asarray(values, dtype=np.float64)
-    x = np.arange(y.size, dtype=np.float64)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if y.size <= MAX_POINTS:
         return np.stack((x, y))
-    edges = np.linspace(0, y.size, MAX_POINTS + 1).astype(np.int64)
-    counts = np.diff(edges)
-    return np.stack((edges[:-1] + (counts - 1) / 2.0, np.add.reduceat(y, edges[:-1]) / counts))
+    edges = np.linspace(0, y.size, MAX_POINTS + 1).astype(np.int64)[:-1]
+    counts = np.diff(np.append(edges, y.size))
+    return np.stack((np.add.reduceat(x, edges) / counts, np.add.reduceat(y, edges) / counts))
 
 
 def figure_data(agent) -> dict[str, Any]:
@@ -42,7 +41,7 @@ def figure_data(agent) -> dict[str, Any]:
             "score_frames": np.asarray(agent.history["frame"]),
             "eval_frames": np.asarray(agent.eval_history["frame"]),
             "eval_returns": np.asarray(agent.eval_history["eval_return"]),
-            **{f"curve_{name}": thinned(agent.loss_curves[name])
+            **{f"curve_{name}": thinned(*agent.loss_curves.points(name))
                for name in agent.loss_names}}
 
 
@@ -67,6 +66,7 @@ def training_figure(data: dict[str, Any]):
     for i, name in enumerate(names, start=2):
         ax = fig.add_subplot(1, 1 + len(names), i)
         ax.set_title(f"{name}_loss")
+        ax.set_xlabel("update")
         ax.plot(*data[f"curve_{name}"])
     return fig
 

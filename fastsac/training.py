@@ -49,8 +49,13 @@ class LossCurves:
 
     def __getitem__(self, name: str) -> np.ndarray:
         """The curve of one loss, without the updates that did not compute it."""
+        return self.points(name)[1]
+
+    def points(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The updates (numbered from 1) that computed ``name``'s loss, and its values there."""
         column = self._rows[:self._n, self.names.index(name)]
-        return column[~np.isnan(column)]
+        computed = ~np.isnan(column)
+        return np.flatnonzero(computed) + 1.0, column[computed]
 
     def state_dict(self) -> dict[str, Any]:
         return {"names": list(self.names), "losses": torch.from_numpy(self._rows[:self._n].copy())}

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fastsac import FastSAC, SACAgent, make_env
+from fastsac import FastSAC, SACAgent, make_env, plotting
 from fastsac.plotting import figure_data, training_figure
 
 
@@ -29,6 +29,10 @@ def test_losses_are_logged_only_on_the_updates_that_compute_them():
     assert not np.any(agent.loss_curves["actor"] == 0.0)
     column = agent.loss_curves._rows[:updates, 0]
     assert np.isnan(column[::2]).all() != np.isnan(column[1::2]).all()  # alternating
+    updates_with_actor, _ = agent.loss_curves.points("actor")  # the plot's x: update numbers
+    assert np.array_equal(np.diff(updates_with_actor), np.full(updates // 2 - 1, 2.0))
+    x, y = plotting.thinned(np.arange(5000.0), np.arange(5000.0))  # slice means keep x with y
+    assert np.allclose(x, y) and x.size == plotting.MAX_POINTS
     first = agent.history["actor_loss"][0]  # the first episode: warm-up, no update
     assert math.isnan(first) and not math.isnan(agent.history["actor_loss"][1])
 
