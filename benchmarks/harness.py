@@ -25,6 +25,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastsac import FastSAC, ReplayBuffer, SACAgent, make_env, ops
+from fastsac.agreement import fill_random
 from fastsac.networks import NOTEBOOK_HEAD, SB3_HEAD
 from fastsac.reference import NumpyReplayBuffer, tanh_normal_sample
 
@@ -173,17 +174,6 @@ def mm_cases(sizes=((128, 128, 128), (256, 128, 128))) -> list[Case]:
 
 
 # ---- buffer ---------------------------------------------------------------------------------
-def fill_random(buf):
-    """Fill a buffer (either kind) to capacity with random transitions, bypassing store()."""
-    rng = np.random.default_rng(0)
-    buf.obs_buf[:] = rng.normal(size=buf.obs_buf.shape)
-    buf.next_obs_buf[:] = rng.normal(size=buf.next_obs_buf.shape)
-    buf.acts_buf[:] = rng.uniform(-1, 1, size=buf.acts_buf.shape)
-    buf.rews_buf[:] = rng.normal(size=buf.rews_buf.shape)
-    buf.size, buf.ptr = buf.max_size, 0
-    return buf
-
-
 def buffer_cases(sizes=(1_000, 10_000, 100_000, 1_000_000), batch: int = 128) -> list[Case]:
     cases = []
     for n in sizes:

@@ -73,7 +73,7 @@ if mode == "bridge":
         agent._update_fn = agent._bridge_fn
     else:
         agent.engine._fn = agent.engine._eager
-buf = agent.memory  # as tests/conftest.py's fill_random: straight into the arrays
+buf = agent.memory  # as fastsac.agreement.fill_random (not imported: the old package lacks it)
 rng = np.random.default_rng(0)
 buf.obs_buf[:] = rng.normal(size=buf.obs_buf.shape)
 buf.next_obs_buf[:] = rng.normal(size=buf.next_obs_buf.shape)

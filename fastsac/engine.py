@@ -134,16 +134,13 @@ class FlatNets:
 
 
 # ---- Adam, as torch.optim.Adam computes it ----------------------------------------------------
-adam = ops.adam_step
-
-
 def adam_(group: Sequence[torch.Tensor], grads: list[torch.Tensor], s: torch.Tensor) -> None:
     """One Adam step of a network's flat group, in place, from its views' gradients: in torch
     ops inside the compiled graph (inductor fuses them into one loop), eagerly on CPU in one
     call of the fused ``fastsac::adam_`` (a dozen separate passes otherwise; BENCHMARKS.md,
     "Cold start")."""
     if torch.compiler.is_compiling() or not group[0].is_cpu:
-        write(group, adam(group, torch.cat([g.reshape(-1) for g in grads]), s))
+        ops.adam_torch_(*group, grads, s)
     else:
         torch.ops.fastsac.adam_(*group, grads, s)
 
@@ -202,7 +199,7 @@ def sac_update(spec: UpdateSpec, policy_step: bool, state: UpdateState, batch: S
         alpha_grad = -gap.mean(0) * log_alpha.exp()
         if spec.world_size > 1:
             alpha_grad = distributed.average(alpha_grad, spec.world_size)
-        new_alpha = adam(state.alpha, alpha_grad, alpha_settings)
+        new_alpha = ops.adam_step(state.alpha, alpha_grad, alpha_settings)
         losses = variant.losses(nets, batch, sample, new_alpha[0].exp().detach(), spec, noise)
         return sum(losses[n] for n in stepped), (losses, alpha_loss, new_alpha)
 
@@ -214,7 +211,7 @@ def sac_update(spec: UpdateSpec, policy_step: bool, state: UpdateState, batch: S
         grads = [flat[sum(sizes[:i]):sum(sizes[:i + 1])] for i in range(len(sizes))]
     write(state.alpha, new_alpha)
     polyak = variant.polyak_every_update or policy_step
-    targets = [p for p in state.targets]
+    targets = list(state.targets)
     sources = [state.trained[names.index(src)][0] for _, src in spec.targets]
     if polyak and not variant.polyak_after_step:  # blends the sources' pre-step parameters
         torch.ops.fastsac.polyak_(targets, sources, spec.tau)

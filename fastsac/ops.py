@@ -126,7 +126,8 @@ def _power_step(step: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     return torch.clamp(step, max=torch.ceil(55 * math.log(2) / -torch.log(beta)))
 
 
-def _adam_torch(param, exp_avg, exp_avg_sq, steps, grads, settings):
+def adam_torch_(param, exp_avg, exp_avg_sq, steps, grads, settings) -> None:
+    """``fastsac::adam_`` in torch ops: its fallback, and the compiled update's step."""
     group = (param, exp_avg, exp_avg_sq, steps)
     grad = torch.cat([g.reshape(-1) for g in grads])
     for t, new in zip(group, adam_step(group, grad, settings), strict=True):
@@ -144,7 +145,7 @@ if not EXTENSION_LOADED:  # pragma: no cover - exercised only on broken installs
         _fallback_lib.define(_schema)
     for _name, _fn in (("tanh_normal", _tanh_normal_torch),
                        ("tanh_normal_backward", _tanh_normal_backward_torch),
-                       ("polyak_", _polyak_torch), ("adam_", _adam_torch), ("mm", torch.mm),
+                       ("polyak_", _polyak_torch), ("adam_", adam_torch_), ("mm", torch.mm),
                        ("policy_action", _policy_action_torch),
                        ("_product_threads", _product_threads_torch)):
         _fallback_lib.impl(_name, _fn, "CompositeExplicitAutograd")

@@ -55,15 +55,5 @@ def simd(request):
     ops.cpu_simd(previous)
 
 
-from fastsac.agreement import random_batch  # noqa: E402,F401  (shared with fastsac check)
-
-
-def fill_random(buf):
-    """Fill a replay buffer to capacity with random transitions (not through store())."""
-    rng = np.random.default_rng(0)
-    buf.obs_buf[:] = rng.normal(size=buf.obs_buf.shape)
-    buf.next_obs_buf[:] = rng.normal(size=buf.next_obs_buf.shape)
-    buf.acts_buf[:] = rng.uniform(-1, 1, size=buf.acts_buf.shape)
-    buf.rews_buf[:] = rng.normal(size=buf.rews_buf.shape)
-    buf.size, buf.ptr = buf.max_size, 0
-    return buf
+# shared with fastsac check and the benchmarks
+from fastsac.agreement import fill_random, random_batch  # noqa: E402,F401

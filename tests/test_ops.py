@@ -462,7 +462,7 @@ def test_adam_op_steps_as_torch_optim_adam(simd, dtype):
             p.grad = g.clone()
         opt.step()
         torch.ops.fastsac.adam_(*state, scaled, settings)
-        ops._adam_torch(*fallback, scaled, settings)
+        ops.adam_torch_(*fallback, scaled, settings)
     want = torch.cat([p.detach() for p in ref])
     tol = 1e-6 if dtype == torch.float32 else 1e-13
     torch.testing.assert_close(state[0], want, rtol=tol, atol=tol)
