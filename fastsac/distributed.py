@@ -81,14 +81,6 @@ def average_flat(tensors: list[torch.Tensor], world_size: int) -> list[torch.Ten
             zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)]
 
 
-def average_grads_(params: list[torch.Tensor], world_size: int) -> None:
-    """In place: every ``p.grad`` becomes its mean over the ranks (the eager reference's
-    all-reduce, before each optimizer step)."""
-    grads = [p.grad for p in params if p.grad is not None]
-    for g, mean in zip(grads, average_flat(grads, world_size), strict=True):
-        g.copy_(mean)
-
-
 def broadcast_(tensors: list[torch.Tensor]) -> None:
     """Rank 0's values into every rank's ``tensors`` (the starting weights and Adam state)."""
     with torch.no_grad():

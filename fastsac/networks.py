@@ -102,9 +102,6 @@ class Trunk(nn.Module):
     def layers(self) -> int:
         return len(self.hidden_sizes)
 
-    def hidden_layers(self) -> list[nn.Linear]:
-        return [getattr(self, f"hidden{i + 1}") for i in range(self.layers)]
-
 
 class Actor(Trunk):
     """Tanh-squashed Gaussian policy: a ReLU trunk, a log-std head and a mean head."""
