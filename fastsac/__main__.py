@@ -1,7 +1,5 @@
 """``python -m fastsac`` (and ``torchrun ... -m fastsac train``): the command line."""
 
-import sys
+from fastsac.cli import entry_point
 
-from fastsac.cli import main
-
-sys.exit(main())
+entry_point()

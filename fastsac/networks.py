@@ -60,9 +60,12 @@ def check_hidden_sizes(hidden_sizes: Any) -> tuple[int, ...]:
 def trunk(x: torch.Tensor, p: Sequence[torch.Tensor], layers: int,
           wt: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
     """The ReLU layers every network starts with. ``wt[i]``: layer i's transposed weight, for
-    a product in ``fastsac::mm``'s tiles (``ops.linear``), or None for torch's."""
+    a product in ``fastsac::mm``'s tiles (``ops.linear``), or None for torch's. Run eagerly, the
+    ReLU works in place on the product while it is still in cache, instead of on fresh memory
+    (BENCHMARKS.md, "Cold start"); compiled, inductor fuses it either way."""
+    relu = torch.relu if torch.compiler.is_compiling() else torch.relu_
     for i in range(layers):
-        x = torch.relu(ops.linear(x, p[2 * i], p[2 * i + 1], None if wt is None else wt[i]))
+        x = relu(ops.linear(x, p[2 * i], p[2 * i + 1], None if wt is None else wt[i]))
     return x
 
 

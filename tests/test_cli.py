@@ -26,6 +26,22 @@ def test_help_lists_subcommands(capsys):
     assert cli.main([]) == 2
 
 
+def test_entry_point_exits_with_mains_code_and_freezes(monkeypatch):
+    """The console script's exit: main's code, the collector's objects frozen (so interpreter
+    shutdown does not walk them again)."""
+    import gc
+
+    monkeypatch.setattr(cli, "main", lambda: 3)
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as exc:
+            cli.entry_point()
+        assert exc.value.code == 3
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_every_setting_has_a_flag(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
