@@ -83,27 +83,6 @@ def _sample_into(state, size, batch, table, idxs, data, obs_dim, act_dim, obs_ou
         done_out[k] = row[2 * o + a + 1]
 
 
-@njit(cache=True)
-def _store_many(ptr, max_size, data, obs, acts, rews, next_obs, done):
-    """Write N transitions at ``ptr`` with wrap-around; returns the new pointer."""
-    n, o, a = obs.shape[0], obs.shape[1], acts.shape[1]
-    # element loops, not slice assignments: numba compiles array setitem with broadcasting
-    # for several seconds, which a cold start would wait for (BENCHMARKS.md, "Cold start")
-    for k in range(n):
-        row = data[ptr]
-        for c in range(o):
-            row[c] = obs[k, c]
-            row[o + c] = next_obs[k, c]
-        for c in range(a):
-            row[2 * o + c] = acts[k, c]
-        row[2 * o + a] = rews[k]
-        row[2 * o + a + 1] = done[k]
-        ptr += 1
-        if ptr == max_size:
-            ptr = 0
-    return ptr
-
-
 class ReplayBuffer:
     """Ring buffer of transitions with the notebook's API, plus ``store_batch``.
 
@@ -234,8 +213,13 @@ class ReplayBuffer:
             obs, act, rew = obs[cut:], act[cut:], rew[cut:]
             next_obs, done = next_obs[cut:], done[cut:]
             n = self.max_size
-        self.ptr = int(_store_many(self.ptr, self.max_size, self._data, obs, act, rew, next_obs,
-                                   done))
+        # numpy writes at most two blocks of rows (the second after a wrap-around): as quick as
+        # a compiled loop for one env's step, and nothing for a cold start to compile
+        rows = np.concatenate((obs, next_obs, act, rew[:, None], done[:, None]), axis=1)
+        first = min(n, self.max_size - self.ptr)
+        self._data[self.ptr:self.ptr + first, :rows.shape[1]] = rows[:first]
+        self._data[:n - first, :rows.shape[1]] = rows[first:]
+        self.ptr = (self.ptr + n) % self.max_size
         self.size = min(self.size + n, self.max_size)
 
     # ---- sampling ---------------------------------------------------------------------------

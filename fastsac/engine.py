@@ -258,25 +258,34 @@ def _own_code(fn: Callable, tag: str) -> Callable:
 
 def make_update(spec: UpdateSpec, compile: bool) -> Callable[..., torch.Tensor]:
     """``update(policy_step, state, batch, noise)``: ``sac_update`` with ``spec`` bound,
-    compiled as one graph (``fullgraph=True``) if asked, shared by agents of equal specs."""
+    compiled as one graph (``fullgraph=True``) if asked, shared by agents of equal specs. The
+    compiled function is made at its first call: ``torch.compile`` imports the compiler, which
+    a run that learns on the eager update until it ends never needs."""
 
     def update(policy_step, state, batch, noise):
         return sac_update(spec, policy_step, state, batch, noise)
 
     if not compile:
         return update
-    if spec not in _COMPILED:
-        options = {}
-        if spec.device == "cpu":  # the graph's kernels called from C++, not Python
-            options["cpp_wrapper"] = CPP_WRAPPER
-            if max(spec.hidden_sizes) <= SERIAL_KERNELS_MAX_WIDTH:
-                options["cpp.threads"] = 1
-        # a tag derived from the spec, the same in every process: a background compile's cache
-        # entries are this process's (fastsac.background_compile)
-        tag = hashlib.sha1(repr(spec).encode()).hexdigest()[:12]
-        _COMPILED[spec] = torch.compile(_own_code(update, tag), fullgraph=True, dynamic=False,
-                                        options=options)
-    return _COMPILED[spec]
+
+    def compiled(policy_step, state, batch, noise):
+        if spec not in _COMPILED:
+            _COMPILED[spec] = _compile(update, spec)
+        return _COMPILED[spec](policy_step, state, batch, noise)
+
+    return compiled
+
+
+def _compile(update: Callable, spec: UpdateSpec) -> Callable[..., torch.Tensor]:
+    options = {}
+    if spec.device == "cpu":  # the graph's kernels called from C++, not Python
+        options["cpp_wrapper"] = CPP_WRAPPER
+        if max(spec.hidden_sizes) <= SERIAL_KERNELS_MAX_WIDTH:
+            options["cpp.threads"] = 1
+    # a tag derived from the spec, the same in every process: a background compile's cache
+    # entries are this process's (fastsac.background_compile)
+    tag = hashlib.sha1(repr(spec).encode()).hexdigest()[:12]
+    return torch.compile(_own_code(update, tag), fullgraph=True, dynamic=False, options=options)
 
 
 def warm_compile(spec: dict[str, Any], threads: int) -> None:

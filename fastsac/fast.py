@@ -432,7 +432,7 @@ class FastSAC(Agent):
 
     def _make_optimizer(self, params) -> torch.optim.Optimizer:
         # capturable on CUDA: step counts on the device, as a CUDA graph needs
-        return torch.optim.Adam(params, lr=self.config.lr, capturable=self.device.type == "cuda")
+        return Adam(params, lr=self.config.lr, capturable=self.device.type == "cuda")
 
     def _make_engine(self) -> FastEngine:
         return FastEngine(self, *self._fast_options)
@@ -448,6 +448,24 @@ class FastSAC(Agent):
         new.memory._out = new.memory._make_out({k: t.numpy() for k, t in new._host_batch.items()})
         new.engine = self.engine.copied_for(new)
         return new
+
+
+def _plain(method):
+    return getattr(method, "__wrapped__", method)
+
+
+class Adam(torch.optim.Adam):
+    """``torch.optim.Adam`` whose bookkeeping methods run without torch's ``_disable_dynamo``
+    wrapper. Why: that wrapper imports ``torch._dynamo`` at its first call, the largest import of
+    a cold run (BENCHMARKS.md, "Cold start"), and a run on the eager update (a short one, while
+    the background process compiles) needs no compiler otherwise. FastSAC's optimizers only hold
+    state and settings (its update steps them), and none of these methods runs inside a
+    compiled function."""
+
+    add_param_group = _plain(torch.optim.Optimizer.add_param_group)
+    state_dict = _plain(torch.optim.Optimizer.state_dict)
+    load_state_dict = _plain(torch.optim.Optimizer.load_state_dict)
+    zero_grad = _plain(torch.optim.Optimizer.zero_grad)
 
 
 def _adopt_loaded(optimizer) -> None:

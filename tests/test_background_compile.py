@@ -15,9 +15,8 @@ from fastsac import FastSAC, make_env
 from fastsac import background_compile as background
 
 SCRIPT = textwrap.dedent("""
-    import json
+    import json, os, sys
     import torch
-    from torch._dynamo.utils import counters
     from fastsac import FastSAC, make_env
     from fastsac import background_compile as background
 
@@ -33,11 +32,16 @@ SCRIPT = textwrap.dedent("""
         return run
     engine._eager, engine._fn = spy("eager", eager), spy("compiled", compiled)
     agent.train(150, progress=False)
+    agent.save(os.path.join(sys.argv[1], "a.pt"))
+    agent.load(os.path.join(sys.argv[1], "a.pt"))
+    first = {"paths": list(paths), "compiler": "torch._dynamo" in sys.modules}
     job = background._JOBS[engine.spec]
     job.proc.wait(timeout=900)
     agent.env = make_env("Pendulum-v1")
     agent.train(150, progress=False)
-    print(json.dumps({"paths": paths, "ok": job.ok, "bridge": engine.first_bridge_update_time,
+    from torch._dynamo.utils import counters
+    print(json.dumps({"paths": paths, "first": first, "ok": job.ok,
+                      "bridge": engine.first_bridge_update_time,
                       "inductor": dict(counters["inductor"])}))
 """)
 
@@ -46,8 +50,8 @@ SCRIPT = textwrap.dedent("""
 def test_train_learns_eagerly_then_loads_the_background_compile(tmp_path):
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))
     env.pop(background.ENV_SWITCH, None)
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=1200)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     paths = result["paths"]
@@ -55,6 +59,10 @@ def test_train_learns_eagerly_then_loads_the_background_compile(tmp_path):
     assert paths[0] == "eager" and paths[-1] == "compiled"
     switch = paths.index("compiled")
     assert set(paths[switch:]) == {"compiled"}  # never back
+    # the compiler is imported by the first compiled update, not before: building the agent,
+    # learning on the eager update, saving and loading a checkpoint never import it
+    first = result["first"]
+    assert first["compiler"] == ("compiled" in first["paths"]), first
     # the graphs came from the background process's cache entries: nothing compiled here
     assert result["inductor"].get("fxgraph_cache_hit", 0) >= 1, result["inductor"]
     assert not result["inductor"].get("fxgraph_cache_miss"), result["inductor"]
