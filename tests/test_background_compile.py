@@ -25,10 +25,17 @@ SCRIPT = textwrap.dedent("""
                     hidden_sizes=(24, 24), seed=0)
     engine, paths = agent.engine, []
     eager, compiled = engine._eager, engine._fn
+    compiler = []  # whether the compiler was imported, before and after the first compiled call
     def spy(name, fn):
         def run(*args):
+            first_compiled = name == "compiled" and "compiled" not in paths
             paths.append(name)
-            return fn(*args)
+            if first_compiled:
+                compiler.append("torch._dynamo" in sys.modules)
+            out = fn(*args)
+            if first_compiled:
+                compiler.append("torch._dynamo" in sys.modules)
+            return out
         return run
     engine._eager, engine._fn = spy("eager", eager), spy("compiled", compiled)
     agent.train(150, progress=False)
@@ -40,7 +47,7 @@ SCRIPT = textwrap.dedent("""
     agent.env = make_env("Pendulum-v1")
     agent.train(150, progress=False)
     from torch._dynamo.utils import counters
-    print(json.dumps({"paths": paths, "first": first, "ok": job.ok,
+    print(json.dumps({"paths": paths, "first": first, "compiler": compiler, "ok": job.ok,
                       "bridge": engine.first_bridge_update_time,
                       "inductor": dict(counters["inductor"])}))
 """)
@@ -62,7 +69,8 @@ def test_train_learns_eagerly_then_loads_the_background_compile(tmp_path):
     # the compiler is imported by the first compiled update, not before: building the agent,
     # learning on the eager update, saving and loading a checkpoint never import it
     first = result["first"]
-    assert first["compiler"] == ("compiled" in first["paths"]), first
+    assert "compiled" not in first["paths"] and not first["compiler"], first
+    assert result["compiler"] == [False, True], result["compiler"]
     # the graphs came from the background process's cache entries: nothing compiled here
     assert result["inductor"].get("fxgraph_cache_hit", 0) >= 1, result["inductor"]
     assert not result["inductor"].get("fxgraph_cache_miss"), result["inductor"]
