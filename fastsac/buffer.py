@@ -213,12 +213,13 @@ class ReplayBuffer:
             obs, act, rew = obs[cut:], act[cut:], rew[cut:]
             next_obs, done = next_obs[cut:], done[cut:]
             n = self.max_size
-        # numpy writes at most two blocks of rows (the second after a wrap-around): as quick as
-        # a compiled loop for one env's step, and nothing for a cold start to compile
-        rows = np.concatenate((obs, next_obs, act, rew[:, None], done[:, None]), axis=1)
+        # numpy writes each field's view in at most two blocks (the second after a wrap-around):
+        # as quick as a compiled loop for one env's step, and nothing for a cold start to compile
         first = min(n, self.max_size - self.ptr)
-        self._data[self.ptr:self.ptr + first, :rows.shape[1]] = rows[:first]
-        self._data[:n - first, :rows.shape[1]] = rows[first:]
+        for view, value in ((self.obs_buf, obs), (self.next_obs_buf, next_obs),
+                            (self.acts_buf, act), (self.rews_buf, rew), (self.done_buf, done)):
+            view[self.ptr:self.ptr + first] = value[:first]
+            view[:n - first] = value[first:]
         self.ptr = (self.ptr + n) % self.max_size
         self.size = min(self.size + n, self.max_size)
 

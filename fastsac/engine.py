@@ -268,10 +268,15 @@ def make_update(spec: UpdateSpec, compile: bool) -> Callable[..., torch.Tensor]:
     if not compile:
         return update
 
+    fn = None
+
     def compiled(policy_step, state, batch, noise):
-        if spec not in _COMPILED:
-            _COMPILED[spec] = _compile(update, spec)
-        return _COMPILED[spec](policy_step, state, batch, noise)
+        nonlocal fn
+        if fn is None:  # looked up once: hashing the spec on every update costs a little each
+            if spec not in _COMPILED:
+                _COMPILED[spec] = _compile(update, spec)
+            fn = _COMPILED[spec]
+        return fn(policy_step, state, batch, noise)
 
     return compiled
 
