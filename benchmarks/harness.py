@@ -394,8 +394,7 @@ def tiled_layers(shape: Shape) -> tuple[bool, ...]:
     from fastsac.engine import UpdateSpec
 
     return UpdateSpec(shape.variant, 2, 1, 1, shape.hidden_sizes, shape.batch_size, 0.99, 0.005,
-                      -1.0, tiled=ops.EXTENSION_LOADED and ops.cpu_simd() == "avx512"
-                      ).tiled_layers
+                      -1.0, tiled=ops.tiles_pay()).tiled_layers
 
 
 # ---- Stable-Baselines3 -----------------------------------------------------------------------

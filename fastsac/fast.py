@@ -5,8 +5,9 @@
 - the update is ``fastsac.engine``'s, compiled as one graph over flat parameter and Adam buffers
   (``fastsac.flat``); while a background process compiles it (``fastsac.background_compile``),
   ``train`` runs the same function eagerly;
-- on CUDA the compiled update is captured once as a CUDA graph and replayed; on AVX-512 CPUs
-  its 128-wide products run in ``fastsac::mm``'s tiles, on a thread count tuned while training;
+- on CUDA the compiled update is captured once as a CUDA graph and replayed; on the AVX-512 CPUs
+  where they pay (``ops.tiles_pay``) its 128-wide products run in ``fastsac::mm``'s tiles, on a
+  thread count tuned while training;
 - acting on CPU is one call of ``fastsac::policy_action``; on CUDA one copy in and one out.
 """
 
@@ -47,8 +48,7 @@ class FastEngine:
             action_dim=agent.action_dim, hidden_sizes=c.hidden_sizes, batch_size=c.batch_size,
             gamma=c.gamma, tau=c.tau, target_entropy=agent.target_entropy,
             dtype=str(agent.dtype).removeprefix("torch."), device=agent.device.type,
-            tiled=(cpu and agent.dtype == torch.float32 and ops.EXTENSION_LOADED
-                   and ops.cpu_simd() == "avx512"),
+            tiled=cpu and agent.dtype == torch.float32 and ops.tiles_pay(),
             world_size=agent.world_size)
         self.use_cuda_graph = cuda_graph and compile and agent.device.type == "cuda"
         self._fn = engine.make_update(self.spec, compile)
@@ -450,8 +450,16 @@ class FastSAC(Agent):
         return new
 
 
+# The code object every method wrapped by torch's ``_disable_dynamo`` runs (its ``inner``; making
+# one imports nothing, only calling it does).
+_DISABLE_DYNAMO_CODE = torch._compile._disable_dynamo(lambda: None).__code__
+
+
 def _plain(method):
-    return getattr(method, "__wrapped__", method)
+    """``method`` without torch's ``_disable_dynamo`` wrapper; any other wrapper is kept."""
+    if getattr(method, "__code__", None) is _DISABLE_DYNAMO_CODE:
+        return method.__wrapped__
+    return method
 
 
 class Adam(torch.optim.Adam):

@@ -19,6 +19,7 @@ If the extension is missing, the same schemas get pure-torch kernels here, a lou
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -297,6 +298,33 @@ def cpu_simd(request: str | None = None) -> str:
     if request is not None and request not in CPU_SIMD_BUILDS:
         raise ValueError(f"cpu_simd: {request!r} is not one of {CPU_SIMD_BUILDS}")
     return torch.ops.fastsac._cpu_simd(request or "")
+
+
+# The CPU vendors on whose AVX-512 CPUs the tiles of fastsac::mm were measured to beat MKL at
+# the update's products; on the others MKL was faster (BENCHMARKS.md, "The AVX-512 tiles").
+TILES_VENDORS = ("AuthenticAMD",)
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id (``GenuineIntel``, ``AuthenticAMD``; "" where Linux does not say)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def tiles_pay() -> bool:
+    """Whether FastSAC runs the update's hidden products in ``fastsac::mm``'s AVX-512 tiles: with
+    the AVX-512 build on a CPU of ``TILES_VENDORS``. ``FASTSAC_TILES=1`` (or ``0``) turns them on
+    (off) on any AVX-512 CPU: the test suite holds them to the reference wherever it runs."""
+    if not (EXTENSION_LOADED and cpu_simd() == "avx512"):
+        return False
+    forced = os.environ.get("FASTSAC_TILES", "")
+    return forced == "1" if forced in ("0", "1") else cpu_vendor() in TILES_VENDORS
 
 
 def kernel_build() -> str:

@@ -11,8 +11,8 @@ updates per candidate, a small share of ``recheck_every``).
 The count reaches the tiled products through ``fastsac.ops.set_product_threads``
 (``fastsac::mm`` reads it at run time), not through ``torch.set_num_threads``: torch.compile
 guards on torch's thread count, so switching it would compile another entry of the update per
-candidate. That is why FastSAC makes a tuner only for updates with tiled products (AVX-512,
-float32, 128 wide); the others run on torch's count.
+candidate. That is why FastSAC makes a tuner only for updates with tiled products (float32, 128
+wide, where the tiles pay: ``fastsac.ops.tiles_pay``); the others run on torch's count.
 
 The update's results do not depend on the thread count (fastsac::mm gives each output tile to
 one thread; at the widths that have tiles the compiled graph's other kernels run on one; MKL

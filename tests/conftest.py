@@ -1,10 +1,16 @@
 """Shared fixtures. A test session on a broken build fails loudly: see test_extension_built."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from fastsac import ops
+
+# The AVX-512 tiles run wherever the CPU has AVX-512, not only where they pay (ops.tiles_pay): the
+# suite holds them to the reference on any CI machine. Set here, subprocesses inherit it.
+os.environ.setdefault("FASTSAC_TILES", "1")
 
 CUDA = torch.cuda.is_available()
 requires_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")

@@ -117,3 +117,25 @@ def test_the_child_knows_nothing_of_the_agent(tmp_path):
     job = background.start(("test", str(out)), "os:mkdir", {"path": str(out)})
     job.proc.wait(timeout=60)
     assert job.done() and job.ok and out.exists()
+
+
+def test_fast_adam_skips_only_the_disable_dynamo_wrapper():
+    """fast.Adam runs torch's own bookkeeping methods, minus the wrapper that imports the
+    compiler; a wrapper of any other kind is kept (so a torch that changed them still runs)."""
+    import functools
+
+    import torch
+
+    from fastsac import fast
+
+    for name in ("add_param_group", "state_dict", "load_state_dict", "zero_grad"):
+        assert getattr(fast.Adam, name) is getattr(torch.optim.Optimizer, name).__wrapped__
+
+    def method(self):
+        return 1
+
+    @functools.wraps(method)
+    def other(self):
+        return method(self)
+
+    assert fast._plain(other) is other and fast._plain(method) is method

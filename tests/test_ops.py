@@ -1,6 +1,8 @@
 """The fused ops against the composite formula of both actor heads, opcheck, gradcheck,
 torch.func, torch.compile."""
 
+import sys
+
 import pytest
 import torch
 
@@ -481,3 +483,23 @@ def test_opcheck_adam_and_bad_input():
                           test_utils=("test_schema", "test_faketensor"))
     with pytest.raises(RuntimeError, match="gradients for 43 parameters"):
         torch.ops.fastsac.adam_(*args[:4], grads[:2], args[5])
+
+
+def test_tiles_run_where_they_were_measured_to_pay(monkeypatch):
+    """By default the tiles run with the AVX-512 build on an AMD CPU only; FASTSAC_TILES=1/0
+    forces them on or off where the AVX-512 build runs, and nothing turns them on elsewhere."""
+    if sys.platform.startswith("linux"):
+        assert ops.cpu_vendor() != ""
+    monkeypatch.setattr(ops, "cpu_simd", lambda request=None: "avx512")
+    monkeypatch.delenv("FASTSAC_TILES", raising=False)
+    for vendor, want in (("AuthenticAMD", True), ("GenuineIntel", False), ("", False)):
+        monkeypatch.setattr(ops, "cpu_vendor", lambda v=vendor: v)
+        assert ops.tiles_pay() is want, vendor
+    monkeypatch.setenv("FASTSAC_TILES", "1")
+    assert ops.tiles_pay()  # on an Intel CPU too
+    monkeypatch.setenv("FASTSAC_TILES", "0")
+    monkeypatch.setattr(ops, "cpu_vendor", lambda: "AuthenticAMD")
+    assert not ops.tiles_pay()
+    monkeypatch.setenv("FASTSAC_TILES", "1")
+    monkeypatch.setattr(ops, "cpu_simd", lambda request=None: "avx2")
+    assert not ops.tiles_pay()
