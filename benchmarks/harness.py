@@ -546,7 +546,8 @@ def time_e2e(device="cpu", frames=1000, rounds=3, warmup_random=1000,
 # ---- the machine and the reports ----------------------------------------------------------------
 def machine_info(device: str = "cpu") -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cpu": _cpu_model(), "cores": _cores(), "torch_threads": torch.get_num_threads(),
+            "cpu": _cpu_model(), "cpu_id": _cpu_id(), "cores": _cores(),
+            "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "numpy": np.__version__,
             "extension": "fastsac._C" if ops.EXTENSION_LOADED else "FALLBACK (pure torch)",
             "simd": ops.kernel_build(), "FASTSAC_CPU_SIMD": os.environ.get("FASTSAC_CPU_SIMD"),
@@ -570,14 +571,18 @@ def _loadavg() -> list[float] | None:
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return ops.cpu_fields().get("model name") or platform.processor() or "unknown"
+
+
+def _cpu_id() -> str:
+    """Vendor, family and model: what tells two CPUs of one model name apart (an AMD EPYC VM is a
+    Zen 3 or a Zen 4), and whether it has AVX-512."""
+    f = ops.cpu_fields()
+    if not f:
+        return ""
+    avx512 = "avx512f" in f.get("flags", "").split()
+    return (f"{f.get('vendor_id', '?')} family {f.get('cpu family', '?')} model "
+            f"{f.get('model', '?')}, {'AVX-512' if avx512 else 'no AVX-512'}")
 
 
 def _cores() -> int:
@@ -587,6 +592,9 @@ def _cores() -> int:
 def machine_slug(info: dict) -> str:
     name = info.get("gpu") or info["cpu"]
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40]
+    family = re.search(r"family (\w+) model (\w+)", info.get("cpu_id") or "")
+    if family and not info.get("gpu"):
+        slug += f"-f{family[1]}m{family[2]}"
     return f"{slug}-{info['cores']}c"
 
 
@@ -596,7 +604,8 @@ def today() -> str:
 
 def machine_lines(m: dict) -> list[str]:
     """The Markdown lines naming the machine."""
-    return [f"- CPU: {m['cpu']} ({m['cores']} cores, torch threads {m['torch_threads']}); "
+    cpu_id = f", {m['cpu_id']}" if m.get("cpu_id") else ""
+    return [f"- CPU: {m['cpu']} ({m['cores']} cores{cpu_id}, torch threads {m['torch_threads']}); "
             f"fastsac CPU kernels: {m['simd']} build"
             + (f" (FASTSAC_CPU_SIMD={m['FASTSAC_CPU_SIMD']})" if m.get("FASTSAC_CPU_SIMD")
                else ""),

@@ -38,6 +38,12 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if __package__ in (None, ""):
+    sys.path.insert(0, ROOT)
+
+from benchmarks import harness  # noqa: E402  (the driver reads the CPU with the new fastsac)
+from fastsac import ops  # noqa: E402
+
 PROTO = "@@fastsac-vs@@ "  # the worker's answers are the stdout lines that start with this
 
 WORKER = r"""
@@ -290,14 +296,8 @@ def cold_start(prev: str, runs: int, frames: int, initial: int, work: str) -> li
 
 
 def machine(prev: str) -> dict:
-    cpu = "unknown"
-    flags = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name") and cpu == "unknown":
-                cpu = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = line
+    cpu, cpu_id = harness._cpu_model(), harness._cpu_id()
+    flags = ops.cpu_fields().get("flags", "").split()
     import importlib.metadata as md
     try:
         torch_version = md.version("torch")
@@ -310,7 +310,7 @@ def machine(prev: str) -> dict:
 
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch_version,
             "python": platform.python_version(),
-            "avx512f": " avx512f" in flags, "avx2": " avx2" in flags,
+            "cpu_id": cpu_id, "avx512f": "avx512f" in flags, "avx2": "avx2" in flags,
             "new_commit": git("rev-parse", "--short", "HEAD"),
             "new_dirty_files": git("status", "--porcelain", "--untracked-files=no").splitlines(),
             "old_commit": git("rev-parse", "--short", "HEAD", cwd=prev)}
@@ -319,7 +319,8 @@ def machine(prev: str) -> dict:
 def to_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"# New main against the previous one ({m['old_commit']}), {report['date']}", "",
-             f"- CPU: {m['cpu']} ({m['cores']} cores, shared with other jobs); torch "
+             f"- CPU: {m['cpu']} ({m['cores']} cores, {m.get('cpu_id', '')}; shared with other "
+             f"jobs); torch "
              f"{m['torch']}; Python {m['python']}",
              f"- new: {m['new_commit']} + working tree ({len(m['new_dirty_files'])} modified "
              f"files); old: {m['old_commit']}"
@@ -454,7 +455,7 @@ def main() -> None:
     end = machine(args.prev)  # others may commit in this checkout while it runs
     report["machine"]["new_commit_at_end"] = end["new_commit"]
     report["machine"]["new_dirty_files_at_end"] = end["new_dirty_files"]
-    stem = args.name or f"amd-epyc-{os.cpu_count()}c-{report['date']}-vs-previous"
+    stem = args.name or f"{harness.machine_slug(report['machine'])}-{report['date']}-vs-previous"
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, stem + ".json"), "w") as f:
         json.dump(report, f, indent=2)

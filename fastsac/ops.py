@@ -305,16 +305,25 @@ def cpu_simd(request: str | None = None) -> str:
 TILES_VENDORS = ("AuthenticAMD",)
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor id (``GenuineIntel``, ``AuthenticAMD``; "" where Linux does not say)."""
+def cpu_fields() -> dict[str, str]:
+    """The first CPU's fields in ``/proc/cpuinfo`` (``vendor_id``, ``cpu family``, ``model``,
+    ``model name``, ``flags``, ...); empty where Linux does not say."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return ""
+    return fields
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id (``GenuineIntel``, ``AuthenticAMD``; "" where Linux does not say)."""
+    return cpu_fields().get("vendor_id", "")
 
 
 def tiles_pay() -> bool:
