@@ -9,7 +9,6 @@ import csv
 import math
 import os
 import time
-from typing import Any
 
 import numpy as np
 
@@ -39,14 +38,19 @@ def _crossed(every: int | None, before: int, after: int) -> bool:
     return every is not None and after // every > before // every
 
 
+def _row(history: dict, keys: tuple[str, ...], i: int) -> list:
+    """Row ``i`` as CSV cells: whole numbers (frames) in full, the rest to 6 digits."""
+    return [i + 1, *(int(v) if float(v).is_integer() else f"{v:.6g}"
+                     for v in (history[k][i] for k in keys))]
+
+
 def write_csv(path: str | os.PathLike, keys: tuple[str, ...], history: dict) -> None:
     """A whole history as a CSV (header ``episode`` + its columns), atomically."""
     path = os.fspath(path)
     with open(f"{path}.part", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["episode", *keys])
-        for i in range(len(history[keys[0]])):
-            writer.writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
+        writer.writerows(_row(history, keys, i) for i in range(len(history[keys[0]])))
     os.replace(f"{path}.part", path)
 
 
@@ -91,7 +95,7 @@ class Outputs(Hook):
         keys = self.agent.history_keys
         for i in range(self._written, len(history["frame"])):
             if self._file is not None:
-                csv.writer(self._file).writerow([i + 1, *(f"{history[k][i]:.6g}" for k in keys)])
+                csv.writer(self._file).writerow(_row(history, keys, i))
             if self._writer is not None:
                 for key in keys[3:]:
                     value = history[key][i]
@@ -103,13 +107,8 @@ class Outputs(Hook):
         self.seconds += time.perf_counter() - started
 
     def evaluation(self, frame: int, mean: float, std: float) -> None:
-        if self.eval_path is not None:
-            new = not os.path.exists(self.eval_path)
-            with open(self.eval_path, "a", newline="") as f:
-                if new:
-                    csv.writer(f).writerow(["episode", *EVAL_KEYS])
-                csv.writer(f).writerow([len(self.agent.eval_history["frame"]), frame,
-                                        f"{mean:.6g}", f"{std:.6g}"])
+        if self.eval_path is not None:  # a few rows: rewritten whole, as at the start
+            write_csv(self.eval_path, EVAL_KEYS, self.agent.eval_history)
         if self._writer is not None:
             self._writer.add_scalar("eval_return", mean, frame)
 
@@ -125,9 +124,9 @@ class Evaluation(Hook):
     """Every ``every`` frames, the mean return of ``episodes`` deterministic episodes on a
     separate env (its own seeded resets; no noise is drawn, so training is unchanged)."""
 
-    def __init__(self, agent, every: int | None, episodes: int, env):
-        self.agent, self.every, self.episodes_n, self.env = agent, every, episodes, env
-        self.outputs: Outputs | None = None
+    def __init__(self, agent, outputs: Outputs, every: int | None, episodes: int, env):
+        self.agent, self.outputs = agent, outputs
+        self.every, self.episodes_n, self.env = every, episodes, env
         self._made = False
 
     def start(self) -> None:
@@ -151,8 +150,7 @@ class Evaluation(Hook):
         mean, std = float(np.mean(returns)), float(np.std(returns))
         for key, value in zip(EVAL_KEYS, (float(after), mean, std), strict=True):
             self.agent.eval_history[key].append(value)
-        if self.outputs is not None:
-            self.outputs.evaluation(after, mean, std)
+        self.outputs.evaluation(after, mean, std)
         self.seconds += time.perf_counter() - started
 
     def close(self) -> None:
@@ -165,11 +163,10 @@ class Checkpoints(Hook):
     after ``CHECKPOINT_MAX_SECONDS`` without one (one process: data-parallel ranks meet at
     checkpoints, by frames only) and at the run's last step. Never over a diverged state."""
 
-    def __init__(self, agent, path, every: int):
-        self.agent, self.every = agent, max(1, int(every))
+    def __init__(self, agent, outputs: Outputs, path, every: int):
+        self.agent, self.outputs, self.every = agent, outputs, max(1, int(every))
         self.path = None if path is None else os.fspath(path)
         self.max_seconds = math.inf if agent.world else CHECKPOINT_MAX_SECONDS
-        self.outputs: Outputs | None = None
         self.frame: int | None = None  # of the last checkpoint written
         self._last = time.monotonic()
 
@@ -212,8 +209,7 @@ class Checkpoints(Hook):
             for k in keys:
                 del agent.history[k][first:]
                 agent.history[k].extend(r[k] for r in rows)
-            if self.outputs is not None:
-                self.outputs.flush()
+            self.outputs.flush()
         agent._gathered_rows = len(agent.history["frame"])
 
     def end(self) -> None:
@@ -230,10 +226,3 @@ class Checkpoints(Hook):
         return TrainingDiverged(exc.frame, exc.what, exc.value,
                                 f"{exc.hint}; {kept}" if exc.hint else kept)
 
-
-def wire(hooks: list[Any]) -> None:
-    """Give the evaluation and checkpoint hooks the outputs hook."""
-    outputs = next(h for h in hooks if isinstance(h, Outputs))
-    for hook in hooks:
-        if isinstance(hook, (Evaluation, Checkpoints)):
-            hook.outputs = outputs

@@ -73,7 +73,7 @@ class SACConfig:
             "lr": _positive("lr", self.lr),
             "updates_per_step": float(update_ratio(self.updates_per_step)),
             "target_entropy": None if self.target_entropy is None
-            else _finite("target_entropy", self.target_entropy),
+            else _real("target_entropy", self.target_entropy),
             "seed": None if self.seed is None else _int("seed", self.seed, 0),
         }
         checked["batch_size"] = _int("batch_size", self.batch_size, 1, checked["memory_size"],
@@ -130,9 +130,11 @@ def update_ratio(value: Any) -> Fraction:
 
 
 # ---- checks: ConfigError (a ValueError) or a TypeError, naming the setting --------------------
-def _number(name: str, value: Any) -> float:
+def _real(name: str, value: Any, within=math.isfinite, bound: str = "finite") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and within(value)):
+        raise ConfigError(f"{name} must be {bound}, got {value}")
     return float(value)
 
 
@@ -146,21 +148,11 @@ def _int(name: str, value: Any, low: int, high: float = math.inf, why: str = "")
 
 
 def _unit(name: str, value: Any) -> float:
-    if not 0.0 < _number(name, value) <= 1.0:
-        raise ConfigError(f"{name} must be in (0, 1], got {value}")
-    return float(value)
-
-
-def _finite(name: str, value: Any) -> float:
-    if not math.isfinite(_number(name, value)):
-        raise ConfigError(f"{name} must be finite, got {value}")
-    return float(value)
+    return _real(name, value, lambda v: 0.0 < v <= 1.0, "in (0, 1]")
 
 
 def _positive(name: str, value: Any) -> float:
-    if not _finite(name, value) > 0:
-        raise ConfigError(f"{name} must be > 0, got {value}")
-    return float(value)
+    return _real(name, value, lambda v: v > 0, "> 0")
 
 
 def _sizes(value: Any) -> tuple[int, ...]:

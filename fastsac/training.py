@@ -171,13 +171,12 @@ def train(agent, num_frames: int, *, plotting_interval: int = 200, plot_path=Non
                       "initial_random_steps", UserWarning, stacklevel=3)
     agent.is_test = False
     vector = agent.num_envs is not None
-    hooks = [run_log.Outputs(agent, metrics_path if agent.rank == 0 else None,
-                             tensorboard_dir if agent.rank == 0 else None),
-             run_log.Evaluation(agent, eval_every, eval_episodes, eval_env),
+    outputs = run_log.Outputs(agent, metrics_path if agent.rank == 0 else None,
+                              tensorboard_dir if agent.rank == 0 else None)
+    hooks = [outputs, run_log.Evaluation(agent, outputs, eval_every, eval_episodes, eval_env),
              plotting.PlotHook(agent, plot_path, num_frames, plotting_interval),
-             run_log.Checkpoints(agent, checkpoint_path, checkpoint_every
-                                 or max(1, num_frames // 10))]
-    run_log.wire(hooks)
+             run_log.Checkpoints(agent, outputs, checkpoint_path,
+                                 checkpoint_every or max(1, num_frames // 10))]
     bar = _progress_bar(agent, num_frames, progress)
     agent.engine.before_train()
     state = agent._reset_env()

@@ -100,3 +100,13 @@ def test_the_plot_has_a_panel_per_loss_and_the_evaluations(tmp_path):
         assert [ax.get_title() for ax in figure.axes[1:]] == [
             f"{k}_loss" for k in agent.loss_names]
         assert len(figure.axes[0].lines) == 2  # training episodes, evaluations
+
+
+def test_csv_rows_keep_frames_past_a_million_whole(tmp_path):
+    """A frame past 1e6 is written in full (not as 1.23457e+06), a loss to 6 digits, NaN as nan."""
+    from fastsac.run_log import write_csv
+
+    history = {"frame": [1_234_567.0], "score": [-0.123456789], "actor_loss": [math.nan]}
+    write_csv(tmp_path / "m.csv", ("frame", "score", "actor_loss"), history)
+    row = next(csv.DictReader((tmp_path / "m.csv").open()))
+    assert row == {"episode": "1", "frame": "1234567", "score": "-0.123457", "actor_loss": "nan"}
