@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -130,10 +131,11 @@ def update_ratio(value: Any) -> Fraction:
 
 
 # ---- checks: ConfigError (a ValueError) or a TypeError, naming the setting --------------------
-def _real(name: str, value: Any, within=math.isfinite, bound: str = "finite") -> float:
+def _real(name: str, value: Any, within: Callable[[float], bool] = math.isfinite,
+          bound: str = "finite") -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and within(value)):
+    if not within(value):
         raise ConfigError(f"{name} must be {bound}, got {value}")
     return float(value)
 
@@ -152,7 +154,7 @@ def _unit(name: str, value: Any) -> float:
 
 
 def _positive(name: str, value: Any) -> float:
-    return _real(name, value, lambda v: v > 0, "> 0")
+    return _real(name, _real(name, value), lambda v: v > 0, "> 0")  # finite, then positive
 
 
 def _sizes(value: Any) -> tuple[int, ...]:
